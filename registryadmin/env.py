@@ -1,0 +1,129 @@
+"""Typed readers for settings taken from the environment.
+
+Every reader fails with ``ImproperlyConfigured`` naming the variable, so a
+malformed value stops start-up with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def envstr(name: str, default: str = "") -> str:
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use true or false.")
+
+
+def envint(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name}={number} is out of range [{minimum}, {maximum}].")
+    return number
+
+
+def envlist(name: str, default: list[str] | None = None) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = envstr(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}.")
+    return value
+
+
+def envnetworks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in envlist(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or CIDR.") from None
+    return networks
+
+
+def envsecret(name: str) -> str | None:
+    """Read NAME, or the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    value = _raw(name)
+    path = _raw(f"{name}_FILE")
+    if value and path:
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    if value:
+        return value
+    if path:
+        try:
+            content = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from None
+        if not content:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
+        return content
+    return None
+
+
+def envurl(name: str, default: str) -> str:
+    value = envstr(name, default).rstrip("/")
+    if not value.startswith(("http://", "https://")) or value[-3:] == "://":
+        raise ImproperlyConfigured(f"{name}={value!r} must be an absolute http(s) URL.")
+    return value
+
+
+def read_or_create_secret(path: Path, nbytes: int = 48) -> str:
+    """Return the secret kept in ``path``, creating it (mode 0600) on first use."""
+    try:
+        content = path.read_text().strip()
+        if content:
+            return content
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        # link() fails if another process (a second worker) created it first: keep theirs.
+        os.link(temp, path)
+    except FileExistsError:
+        value = path.read_text().strip()
+    finally:
+        os.unlink(temp)
+    if not value:
+        raise ImproperlyConfigured(f"{path} exists but is empty; delete it or put a secret in it.")
+    return value

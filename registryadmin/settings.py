@@ -1,0 +1,205 @@
+"""registryadmin settings, read from the environment (see README: Configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from registryadmin.env import (
+    envbool,
+    envchoice,
+    envint,
+    envlist,
+    envnetworks,
+    envsecret,
+    envstr,
+    envurl,
+    read_or_create_secret,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+DEBUG = envbool("DEBUG", False)
+PORT = envint("PORT", 8000, minimum=1, maximum=65535)
+PUBLIC_URL = envurl("PUBLIC_URL", f"http://127.0.0.1:{PORT}")
+_public = urlsplit(PUBLIC_URL)
+
+SECRET_KEY = envsecret("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_key")
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+# Encrypts private signing keys at rest; derived from SECRET_KEY when unset.
+KEY_ENCRYPTION_KEY = envsecret("KEY_ENCRYPTION_KEY")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", [_public.hostname or "localhost", "localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
+
+REGISTRY_SERVICE = envstr("REGISTRY_SERVICE", "registry")
+REGISTRY_URL = envstr("REGISTRY_URL", "")
+if REGISTRY_URL:
+    REGISTRY_URL = envurl("REGISTRY_URL", "")
+REGISTRY_AUTH_MODE = envchoice("REGISTRY_AUTH_MODE", "token", ("token", "htpasswd"))
+TOKEN_ISSUER = envstr("TOKEN_ISSUER", "registryadmin")
+TOKEN_TTL = envint("TOKEN_TTL", 300, minimum=60, maximum=86400)
+
+ADMIN_USERNAME = envstr("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = envsecret("ADMIN_PASSWORD")
+# migrate creates the first admin and the default registry row; tests turn it off.
+BOOTSTRAP_ON_MIGRATE = envbool("BOOTSTRAP_ON_MIGRATE", True)
+
+INSTALLED_APPS = [
+    "accounts",
+    "audit",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "registryadmin.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "registryadmin.urls"
+WSGI_APPLICATION = "registryadmin.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # the parser raises several types for bad URLs
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
+    engine = config.get("ENGINE", "")
+    if engine.endswith("sqlite3"):
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            # WAL + IMMEDIATE + a busy timeout: two gunicorn workers writing audit
+            # rows at once wait for each other instead of failing "database is locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    elif not engine.endswith("postgresql"):
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// are supported.")
+    return config
+
+
+DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'registryadmin.sqlite3'}")
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+_https = _public.scheme == "https"
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SESSION_COOKIE_AGE = envint("SESSION_TTL", 8 * 3600, minimum=300)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Celery: Redis in production; with no broker configured, kombu's filesystem
+# transport under DATA_DIR so `make run` needs no server at all.
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
+_queue_dir = DATA_DIR / "celery" / "queue"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem://")
+    else {}
+)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+
+def _crontab(name: str, default: str) -> crontab:
+    spec = envstr(name, default)
+    parts = spec.split()
+    if len(parts) != 5:
+        raise ImproperlyConfigured(f"{name}={spec!r} must be a 5-field crontab, e.g. '*/5 * * * *'.")
+    minute, hour, day_of_month, month_of_year, day_of_week = parts
+    try:
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={spec!r} is not a valid crontab: {exc}") from None
+
+
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired-grants": {
+        "task": "accounts.tasks.purge_expired_grants",
+        "schedule": _crontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
+        "options": {"expires": 240},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+}
