@@ -1,0 +1,44 @@
+"""Scheduled jobs record their start-to-finish outcome as one ``job`` audit record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from audit.context import AuditContext
+from audit.models import Kind, SubjectType
+from audit.services import record
+
+
+def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` and record its result or its error (then re-raise)."""
+    started = time.monotonic()
+    context = AuditContext.system(f"job:{name}")
+    try:
+        result = work()
+    except Exception as exc:
+        with transaction.atomic():
+            record(
+                Kind.JOB,
+                "error",
+                context,
+                subject_type=SubjectType.SYSTEM,
+                detail={
+                    "job": name,
+                    "error": f"{type(exc).__name__}: {exc}"[:500],
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+        raise
+    with transaction.atomic():
+        record(
+            Kind.JOB,
+            "success",
+            context,
+            subject_type=SubjectType.SYSTEM,
+            detail={"job": name, "result": result, "seconds": round(time.monotonic() - started, 3)},
+        )
+    return result
