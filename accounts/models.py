@@ -1,0 +1,161 @@
+"""Identities, teams, registries, repositories and grants of repository roles."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.validators import pattern_validator, repository_name_validator
+
+
+class User(AbstractUser):
+    """A person. Admin = superuser; an auditor reads everything and changes nothing."""
+
+    is_auditor = models.BooleanField(default=False, help_text="May read every log, grant and page; may change nothing.")
+    catalog_access = models.BooleanField(default=False, help_text="May list the registry catalog (registry:catalog:*).")
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+
+class AuthMode(models.TextChoices):
+    TOKEN = "token", "Token server (roles enforced)"
+    HTPASSWD = "htpasswd", "htpasswd file (authentication only)"
+
+
+class Registry(models.Model):
+    """A registry we authorize for, known by its ``service`` name (the token audience)."""
+
+    service = models.CharField(max_length=255, unique=True)
+    url = models.URLField(blank=True, help_text="Base URL, e.g. https://registry.example.org")
+    auth_mode = models.CharField(max_length=10, choices=AuthMode.choices, default=AuthMode.TOKEN)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["service"]
+        verbose_name_plural = "registries"
+
+    def __str__(self) -> str:
+        return self.service
+
+
+class Team(models.Model):
+    """A group of users; its maintainers (team leads) manage its grants and members."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamRole(models.TextChoices):
+    MAINTAINER = "maintainer", "Maintainer (team lead)"
+    MEMBER = "member", "Member"
+
+
+class Membership(models.Model):
+    """A user's role in a team."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=12, choices=TeamRole.choices, default=TeamRole.MEMBER)
+
+    class Meta:
+        ordering = ["team__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class Repository(models.Model):
+    """A repository we know of. Rows appear from registry events; pushes need none beforehand.
+
+    ``registry`` null means the row applies to every registry.
+    """
+
+    name = models.CharField(max_length=255, validators=[repository_name_validator])
+    registry = models.ForeignKey(Registry, null=True, blank=True, on_delete=models.CASCADE)
+    public = models.BooleanField(default=False, help_text="Anyone, even anonymous, may pull.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "repositories"
+        constraints = [
+            models.UniqueConstraint("name", Coalesce("registry", Value(0)), name="repository_unique_per_registry"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.registry_id is None else f"{self.registry}/{self.name}"
+
+
+class Role(models.TextChoices):
+    READ = "read", "read (pull)"
+    WRITE = "write", "write (pull, push)"
+    ADMIN = "admin", "admin (pull, push, delete)"
+
+
+class Grant(models.Model):
+    """A role on a repository pattern, given to one user or one team.
+
+    ``registry`` null = every registry. ``managed_by`` is the team whose leads may
+    revoke it. Expired grants count for nothing and are purged by a task.
+    """
+
+    pattern = models.CharField(
+        max_length=255,
+        validators=[pattern_validator],
+        help_text="A name, or a glob: * within one path component, ** for one or more components.",
+    )
+    role = models.CharField(max_length=8, choices=Role.choices)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    registry = models.ForeignKey(Registry, null=True, blank=True, on_delete=models.CASCADE)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    managed_by = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="managed_grants"
+    )
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="grants_made")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["pattern", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(team__isnull=True))
+                | (Q(user__isnull=True) & Q(team__isnull=False)),
+                name="grant_exactly_one_subject",
+            ),
+            models.UniqueConstraint(
+                "user",
+                "pattern",
+                Coalesce("registry", Value(0)),
+                condition=Q(user__isnull=False),
+                name="grant_unique_user_pattern",
+            ),
+            models.UniqueConstraint(
+                "team",
+                "pattern",
+                Coalesce("registry", Value(0)),
+                condition=Q(team__isnull=False),
+                name="grant_unique_team_pattern",
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="grant_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.role} on {self.pattern} to {self.subject_label}"
+
+    @property
+    def subject_label(self) -> str:
+        return f"user {self.user}" if self.user_id else f"team {self.team}"
+

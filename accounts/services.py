@@ -1,0 +1,402 @@
+"""Every state change to accounts, teams, repositories and grants.
+
+Each function runs in one transaction and writes its audit record inside it:
+a record exists exactly when the change committed. Views, management
+commands, the admin site and Celery tasks all call these; none saves models
+directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import AuthMode, Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
+from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
+from audit.context import AuditContext
+from audit.services import record_change
+
+USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_superuser",
+    "is_auditor",
+    "catalog_access",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def user_state(user: User) -> dict[str, Any]:
+    return {field: getattr(user, field) for field in USER_FIELDS}
+
+
+def grant_state(grant: Grant) -> dict[str, Any]:
+    return {
+        "pattern": grant.pattern,
+        "role": grant.role,
+        "user": grant.user.username if grant.user_id else None,
+        "team": grant.team.name if grant.team_id else None,
+        "registry": grant.registry.service if grant.registry_id else None,
+        "expires_at": _iso(grant.expires_at),
+        "managed_by": grant.managed_by.name if grant.managed_by_id else None,
+    }
+
+
+def _clean_pattern(pattern: str) -> str:
+    try:
+        return validate_pattern(pattern)
+    except InvalidName as exc:
+        raise ValidationError({"pattern": str(exc)}) from None
+
+
+def _clean_repository(name: str) -> str:
+    try:
+        return validate_repository_name(name)
+    except InvalidName as exc:
+        raise ValidationError({"name": str(exc)}) from None
+
+
+def _check_password(password: str, user: User | None, *, validate: bool) -> None:
+    if len(password.encode()) > 72:
+        # bcrypt (htpasswd mode) reads only 72 bytes: refuse rather than silently truncate.
+        raise ValidationError({"password": "Passwords may be at most 72 bytes long (bcrypt's limit)."})
+    if validate:
+        validate_password(password, user)
+
+
+# Users ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_user(
+    username: str,
+    *,
+    context: AuditContext,
+    email: str = "",
+    password: str | None = None,
+    is_active: bool = True,
+    is_superuser: bool = False,
+    is_auditor: bool = False,
+    catalog_access: bool = False,
+    validate: bool = True,
+) -> User:
+    """Create a user. Without a password the user cannot sign in until one is set."""
+    user = User(
+        username=username,
+        email=email,
+        is_active=is_active,
+        is_superuser=is_superuser,
+        is_staff=is_superuser,
+        is_auditor=is_auditor,
+        catalog_access=catalog_access,
+    )
+    user.full_clean(exclude=["password"])
+    if password:
+        _check_password(password, user, validate=validate)
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    record_change(context, "user.create", username, after=user_state(user))
+    return user
+
+
+@transaction.atomic
+def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
+    """Change profile fields and flags (not the password: see ``set_password``)."""
+    unknown = set(changes) - set(USER_FIELDS)
+    if unknown:
+        raise ValueError(f"update_user cannot change {', '.join(sorted(unknown))}")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = user_state(user)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.is_staff = user.is_superuser
+    user.full_clean(exclude=["password"])
+    after = user_state(user)
+    if before == after:
+        return user
+    user.save()
+    record_change(
+        context,
+        "user.update",
+        user.username,
+        before={k: v for k, v in before.items() if after[k] != v},
+        after={k: v for k, v in after.items() if before[k] != v},
+    )
+    return user
+
+
+@transaction.atomic
+def set_password(user: User, password: str, *, context: AuditContext, validate: bool = True) -> None:
+    """Set a user's password. The audit record says it changed, never what to."""
+    _check_password(password, user, validate=validate)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    record_change(context, "user.set_password", user.username)
+
+
+@transaction.atomic
+def disable_password(user: User, *, context: AuditContext) -> None:
+    """Make password sign-in impossible for ``user`` (directory or token use only)."""
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    record_change(context, "user.disable_password", user.username)
+
+
+@transaction.atomic
+def delete_user(user: User, *, context: AuditContext) -> None:
+    state = user_state(user)
+    user.delete()
+    record_change(context, "user.delete", state["username"], before=state)
+
+
+# Teams ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_team(name: str, *, context: AuditContext, description: str = "") -> Team:
+    team = Team(name=name, description=description)
+    team.full_clean()
+    team.save()
+    record_change(context, "team.create", name, after={"name": name, "description": description})
+    return team
+
+
+@transaction.atomic
+def update_team(team: Team, *, context: AuditContext, description: str) -> Team:
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    if team.description != description:
+        before = team.description
+        team.description = description
+        team.full_clean()
+        team.save(update_fields=["description"])
+        record_change(
+            context, "team.update", team.name, before={"description": before}, after={"description": description}
+        )
+    return team
+
+
+@transaction.atomic
+def delete_team(team: Team, *, context: AuditContext) -> None:
+    state = {
+        "name": team.name,
+        "members": {m.user.username: m.role for m in team.memberships.select_related("user")},
+        "grants": [grant_state(g) for g in team.grants.select_related("team", "registry", "managed_by")],
+    }
+    team.delete()
+    record_change(context, "team.delete", state["name"], before=state)
+
+
+@transaction.atomic
+def set_membership(team: Team, user: User, role: str, *, context: AuditContext) -> Membership:
+    """Add ``user`` to ``team`` with ``role``, or change the role they have."""
+    if role not in TeamRole.values:
+        raise ValidationError({"role": f"Unknown team role {role!r}; use maintainer or member."})
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        team=team, user=user, defaults={"role": role}
+    )
+    target = f"{user.username} in {team.name}"
+    if created:
+        record_change(context, "membership.add", target, after={"role": role})
+    elif membership.role != role:
+        before = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        record_change(context, "membership.change", target, before={"role": before}, after={"role": role})
+    return membership
+
+
+@transaction.atomic
+def remove_membership(membership: Membership, *, context: AuditContext) -> None:
+    target = f"{membership.user.username} in {membership.team.name}"
+    role = membership.role
+    membership.delete()
+    record_change(context, "membership.remove", target, before={"role": role})
+
+
+# Registries and repositories -------------------------------------------------
+
+
+@transaction.atomic
+def create_registry(service: str, *, context: AuditContext, url: str = "", auth_mode: str = AuthMode.TOKEN) -> Registry:
+    registry = Registry(service=service, url=url.rstrip("/"), auth_mode=auth_mode)
+    registry.full_clean()
+    registry.save()
+    record_change(context, "registry.create", service, after={"url": registry.url, "auth_mode": auth_mode})
+    return registry
+
+
+@transaction.atomic
+def update_registry(registry: Registry, *, context: AuditContext, **changes: Any) -> Registry:
+    allowed = {"service", "url", "auth_mode"}
+    if set(changes) - allowed:
+        raise ValueError(f"update_registry cannot change {', '.join(sorted(set(changes) - allowed))}")
+    registry = Registry.objects.select_for_update().get(pk=registry.pk)
+    before = {field: getattr(registry, field) for field in allowed}
+    for field, value in changes.items():
+        setattr(registry, field, value)
+    registry.full_clean()
+    after = {field: getattr(registry, field) for field in allowed}
+    if before != after:
+        registry.save()
+        record_change(context, "registry.update", registry.service, before=before, after=after)
+    return registry
+
+
+@transaction.atomic
+def delete_registry(registry: Registry, *, context: AuditContext) -> None:
+    state = {"service": registry.service, "url": registry.url, "auth_mode": registry.auth_mode}
+    registry.delete()
+    record_change(context, "registry.delete", state["service"], before=state)
+
+
+@transaction.atomic
+def create_repository(
+    name: str, *, context: AuditContext, public: bool = False, registry: Registry | None = None
+) -> Repository:
+    name = _clean_repository(name)
+    if Repository.objects.filter(name=name, registry=registry).exists():
+        raise ValidationError({"name": f"Repository {name!r} already exists."})
+    repository = Repository.objects.create(name=name, public=public, registry=registry)
+    record_change(
+        context,
+        "repository.create",
+        name,
+        after={"public": public, "registry": registry.service if registry else None},
+        repository=name,
+    )
+    return repository
+
+
+@transaction.atomic
+def set_repository_public(repository: Repository, public: bool, *, context: AuditContext) -> Repository:
+    repository = Repository.objects.select_for_update().get(pk=repository.pk)
+    if repository.public != public:
+        before = repository.public
+        repository.public = public
+        repository.save(update_fields=["public"])
+        record_change(
+            context,
+            "repository.update",
+            repository.name,
+            before={"public": before},
+            after={"public": public},
+            repository=repository.name,
+        )
+    return repository
+
+
+@transaction.atomic
+def delete_repository(repository: Repository, *, context: AuditContext) -> None:
+    state = {"name": repository.name, "public": repository.public}
+    repository.delete()
+    record_change(context, "repository.delete", state["name"], before=state, repository=state["name"])
+
+
+# Grants --------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_grant(
+    subject: User | Team,
+    pattern: str,
+    role: str,
+    *,
+    context: AuditContext,
+    registry: Registry | None = None,
+    expires_at: datetime | None = None,
+    managed_by: Team | None = None,
+) -> Grant:
+    """Give ``subject`` (a user or a team) ``role`` on repositories matching ``pattern``."""
+    pattern = _clean_pattern(pattern)
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}; use read, write or admin."})
+    if expires_at is not None and timezone.is_naive(expires_at):
+        raise ValidationError({"expires_at": "Expiry needs a time zone (e.g. 2026-12-31T00:00:00Z)."})
+    grant = Grant(
+        pattern=pattern,
+        role=role,
+        registry=registry,
+        expires_at=expires_at,
+        managed_by=managed_by,
+        created_by_id=context.actor_id,
+        user=subject if isinstance(subject, User) else None,
+        team=subject if isinstance(subject, Team) else None,
+    )
+    try:
+        with transaction.atomic():
+            grant.save()
+    except IntegrityError:
+        raise ValidationError(
+            {"pattern": f"{grant.subject_label} already has a grant on {pattern!r}; change that one instead."}
+        ) from None
+    record_change(context, "grant.create", str(grant), after=grant_state(grant), registry=_svc(registry))
+    return grant
+
+
+@transaction.atomic
+def update_grant(
+    grant: Grant,
+    *,
+    context: AuditContext,
+    role: str | None = None,
+    expires_at: datetime | object | None = ...,
+) -> Grant:
+    """Change a grant's role and/or expiry (pass ``expires_at=None`` to remove the expiry)."""
+    grant = _grants().select_for_update().get(pk=grant.pk)
+    before = grant_state(grant)
+    if role is not None:
+        if role not in Role.values:
+            raise ValidationError({"role": f"Unknown role {role!r}; use read, write or admin."})
+        grant.role = role
+    if expires_at is not ...:
+        grant.expires_at = expires_at  # type: ignore[assignment]
+    after = grant_state(grant)
+    if before != after:
+        grant.save(update_fields=["role", "expires_at"])
+        record_change(context, "grant.update", str(grant), before=before, after=after, registry=_svc(grant.registry))
+    return grant
+
+
+@transaction.atomic
+def revoke_grant(grant: Grant, *, context: AuditContext, reason: str = "grant.revoke") -> None:
+    state = grant_state(grant)
+    label = str(grant)
+    grant.delete()
+    record_change(context, reason, label, before=state, registry=state["registry"] or "")
+
+
+def purge_expired_grants(*, now: datetime | None = None) -> int:
+    """Delete grants whose expiry has passed, one audit record each (in its own transaction)."""
+    now = now or timezone.now()
+    context = AuditContext.system("expiry")
+    expired = Grant.objects.filter(expires_at__lte=now).select_related("user", "team", "registry", "managed_by")
+    count = 0
+    for grant in expired.iterator():
+        with transaction.atomic():
+            locked = Grant.objects.select_for_update().filter(pk=grant.pk, expires_at__lte=now).first()
+            if locked is None:
+                continue  # revoked or extended meanwhile
+            revoke_grant(grant, context=context, reason="grant.expire")
+            count += 1
+    return count
+
+
+def _grants():
+    return Grant.objects.select_related("user", "team", "registry", "managed_by")
+
+
+def _svc(registry: Registry | None) -> str:
+    return registry.service if registry else ""

@@ -1,0 +1,14 @@
+"""Scheduled work on accounts; each task delegates to a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from accounts import services
+from audit.jobs import run_job
+
+
+@shared_task(name="accounts.tasks.purge_expired_grants", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def purge_expired_grants() -> int:
+    """Remove expired grants; each removal and the run itself land in the audit log."""
+    return run_job("purge_expired_grants", lambda: {"purged": services.purge_expired_grants()})["purged"]

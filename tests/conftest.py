@@ -1,0 +1,99 @@
+"""Shared personas and helpers.
+
+alice leads team web, bob is a member of web, carol is an outsider, dave is
+inactive, ada is the admin and audrey the auditor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from accounts import services
+from accounts.models import Team, User
+from audit.context import AuditContext
+from tests.harness import require_binary
+
+__all__ = ["require_binary"]
+
+PASSWORD = "correct-horse-battery"
+SYSTEM = AuditContext.system("tests")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ctx() -> AuditContext:
+    return SYSTEM
+
+
+def make_user(username: str, **flags: object) -> User:
+    return services.create_user(username, password=PASSWORD, validate=False, context=SYSTEM, **flags)
+
+
+@pytest.fixture
+def ada(db: None) -> User:
+    return make_user("ada", is_superuser=True)
+
+
+@pytest.fixture
+def audrey(db: None) -> User:
+    return make_user("audrey", is_auditor=True)
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return make_user("alice", email="alice@example.org")
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    return make_user("carol")
+
+
+@pytest.fixture
+def dave(db: None) -> User:
+    return make_user("dave", is_active=False)
+
+
+@pytest.fixture
+def web(alice: User, bob: User) -> Team:
+    team = services.create_team("web", context=SYSTEM)
+    services.set_membership(team, alice, "maintainer", context=SYSTEM)
+    services.set_membership(team, bob, "member", context=SYSTEM)
+    return team
+
+
+@pytest.fixture
+def live_database_url(transactional_db: None) -> str:
+    """A DATABASE_URL for subprocesses that points at this test run's database."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(live_database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a real app process (gunicorn, celery, manage.py) on the test database."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "TEST_DATABASE_URL"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="registryadmin.settings",
+        DATABASE_URL=live_database_url,
+        DATA_DIR=str(tmp_path / "data"),
+        SECRET_KEY=os.environ["SECRET_KEY"],
+        BOOTSTRAP_ON_MIGRATE="false",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env

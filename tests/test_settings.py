@@ -1,0 +1,96 @@
+"""Settings come from the environment and refuse malformed values by name."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from registryadmin.middleware import client_ip
+
+REPO = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import json, django; from django.conf import settings; django.setup(); "
+    "print(json.dumps({'hosts': settings.ALLOWED_HOSTS, 'csrf': settings.CSRF_TRUSTED_ORIGINS, "
+    "'engine': settings.DATABASES['default']['ENGINE'], 'secure': settings.SESSION_COOKIE_SECURE, "
+    "'ttl': settings.TOKEN_TTL, 'mode': settings.REGISTRY_AUTH_MODE, 'broker': settings.CELERY_BROKER_URL}))"
+)
+
+
+def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL"}}
+    clean.update(DJANGO_SETTINGS_MODULE="registryadmin.settings", DATA_DIR=str(tmp_path / "data"), **env)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=REPO, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_it_starts_with_no_environment_at_all(tmp_path: Path) -> None:
+    result = load_settings(tmp_path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["engine"].endswith("sqlite3")
+    assert set(loaded["hosts"]) == {"127.0.0.1", "localhost"}
+    assert loaded["csrf"] == ["http://127.0.0.1:8000"]
+    assert loaded["ttl"] == 300 and loaded["mode"] == "token"
+    assert loaded["broker"] == "filesystem://"
+
+
+def test_it_creates_the_secret_key_file_with_mode_0600_and_reuses_it(tmp_path: Path) -> None:
+    assert load_settings(tmp_path).returncode == 0
+    key_file = tmp_path / "data" / "secret_key"
+    first = key_file.read_text()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert load_settings(tmp_path).returncode == 0
+    assert key_file.read_text() == first
+
+
+def test_public_url_decides_hosts_csrf_origin_and_secure_cookies(tmp_path: Path) -> None:
+    result = load_settings(tmp_path, PUBLIC_URL="https://registry-admin.example.org")
+    loaded = json.loads(result.stdout)
+    assert "registry-admin.example.org" in loaded["hosts"]
+    assert loaded["csrf"] == ["https://registry-admin.example.org"]
+    assert loaded["secure"] is True
+
+
+def test_secret_key_file_variable_is_read(tmp_path: Path) -> None:
+    secret = tmp_path / "key"
+    secret.write_text("from-a-docker-secret-0123456789-abcdefghijklmnop\n")
+    assert load_settings(tmp_path, SECRET_KEY_FILE=str(secret)).returncode == 0
+    assert not (tmp_path / "data" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "eighty"),
+        ("DEBUG", "maybe"),
+        ("TOKEN_TTL", "-5"),
+        ("REGISTRY_AUTH_MODE", "ldap"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("DATABASE_URL", "mysql://root@localhost/x"),
+        ("PUBLIC_URL", "registry.example.org"),
+        ("SECRET_KEY_FILE", "/nonexistent/secret"),
+        ("SCHEDULE_PURGE_EXPIRED_GRANTS", "every five minutes"),
+    ],
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    result = load_settings(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr.strip().splitlines()[-1]
+
+
+def test_forwarded_for_is_believed_only_through_trusted_proxies() -> None:
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
+    assert client_ip("203.0.113.9", "198.51.100.1", proxies) == "203.0.113.9"
+    assert client_ip("10.1.2.3", "198.51.100.1", proxies) == "198.51.100.1"
+    assert client_ip("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.9.9.9", proxies) == "198.51.100.1"
+    assert client_ip("10.1.2.3", "not-an-ip", proxies) == "10.1.2.3"
+    assert client_ip("10.1.2.3", "", []) == "10.1.2.3"

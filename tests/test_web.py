@@ -1,0 +1,157 @@
+"""The first face: sign-in, "my access", sign-out, health, and the interim admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from accounts import services
+from accounts.models import Grant, Team, User
+from audit.models import AuditRecord
+from tests.conftest import PASSWORD, SYSTEM
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_visitor_is_sent_to_the_sign_in_form(client: Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    page = client.get(response["Location"]).content.decode()
+    assert 'name="username"' in page and 'name="password"' in page
+
+
+def test_signing_in_shows_my_access_with_reasons(carol: User, web: Team) -> None:
+    services.create_grant(carol, "web/app", "read", context=SYSTEM)
+    services.create_grant(web, "web/**", "write", context=SYSTEM)
+    client = Client(enforce_csrf_checks=True)
+    login_page = client.get("/login/")
+    token = login_page.cookies["csrftoken"].value
+    response = client.post(
+        "/login/", {"username": "carol", "password": PASSWORD, "csrfmiddlewaretoken": token}, follow=True
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "My access" in page and "web/app" in page and "pull" in page
+    assert "web/**" not in page  # carol is not in team web
+
+
+def test_a_team_member_sees_the_team_grant(bob: User, web: Team) -> None:
+    services.create_grant(web, "web/**", "write", context=SYSTEM)
+    page = signed_in(bob).get("/").content.decode()
+    assert "web/**" in page and "push" in page and "web" in page
+
+
+def test_a_wrong_password_is_refused_without_saying_which_part(carol: User, client: Client) -> None:
+    response = client.post("/login/", {"username": "carol", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_an_inactive_user_cannot_sign_in(dave: User, client: Client) -> None:
+    response = client.post("/login/", {"username": "dave", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_sign_out_is_a_post(carol: User) -> None:
+    client = signed_in(carol)
+    assert client.get("/logout/").status_code == 405
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(carol: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/login/", {"username": "carol", "password": PASSWORD}).status_code == 403
+
+
+def test_healthz_reports_the_database(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response["X-Request-ID"]
+
+
+def test_a_request_id_from_the_client_is_echoed_if_sane(client: Client) -> None:
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="<script>")["X-Request-ID"] != "<script>"
+
+
+def test_the_admin_is_closed_to_non_admins(carol: User, audrey: User) -> None:
+    assert signed_in(carol).get("/admin/").status_code == 302
+    assert signed_in(audrey).get("/admin/").status_code == 302
+
+
+def test_admin_saves_go_through_the_services(ada: User, carol: User) -> None:
+    client = signed_in(ada)
+    response = client.post(
+        reverse("admin:accounts_grant_add"), {"pattern": "web/app", "role": "read", "user": carol.pk}
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    record = AuditRecord.objects.get(detail__action="grant.create")
+    assert record.actor == "ada" and record.ip == "127.0.0.1"
+    assert Grant.objects.get().created_by == ada
+
+
+def test_admin_refuses_a_bad_pattern_with_a_form_error(ada: User, carol: User) -> None:
+    response = signed_in(ada).post(
+        reverse("admin:accounts_grant_add"), {"pattern": "Web/App", "role": "read", "user": carol.pk}
+    )
+    assert response.status_code == 200
+    assert "invalid" in response.content.decode()
+    assert not Grant.objects.exists()
+
+
+def test_admin_bulk_delete_goes_through_the_services(ada: User, carol: User, bob: User) -> None:
+    response = signed_in(ada).post(
+        reverse("admin:accounts_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [carol.pk, bob.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    deleted = AuditRecord.objects.filter(detail__action="user.delete")
+    assert set(deleted.values_list("detail__target", flat=True)) == {"carol", "bob"}
+
+
+def test_admin_password_change_is_audited(ada: User, carol: User) -> None:
+    url = reverse("admin:auth_user_password_change", args=(carol.pk,))
+    response = signed_in(ada).post(
+        url, {"password1": "a-brand-new-phrase", "password2": "a-brand-new-phrase", "usable_password": "true"}
+    )
+    assert response.status_code == 302
+    assert AuditRecord.objects.filter(detail__action="user.set_password", detail__target="carol").exists()
+    carol.refresh_from_db()
+    assert carol.check_password("a-brand-new-phrase")
+
+
+def test_admin_user_change_records_flags(ada: User, carol: User) -> None:
+    url = reverse("admin:accounts_user_change", args=(carol.pk,))
+    data = {
+        "username": "carol",
+        "email": "",
+        "first_name": "",
+        "last_name": "",
+        "is_active": "on",
+        "is_auditor": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+    }
+    response = signed_in(ada).post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    record = AuditRecord.objects.get(detail__action="user.update")
+    assert record.detail["after"] == {"is_auditor": True}
+
+
+def test_createsuperuser_goes_through_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "root-level-passphrase")
+    call_command("createsuperuser", "--username", "root", "--noinput")
+    assert User.objects.get(username="root").is_superuser
+    assert AuditRecord.objects.filter(detail__action="user.create", actor="manage.py createsuperuser").exists()
