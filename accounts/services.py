@@ -355,7 +355,7 @@ def update_grant(
     expires_at: datetime | object | None = ...,
 ) -> Grant:
     """Change a grant's role and/or expiry (pass ``expires_at=None`` to remove the expiry)."""
-    grant = _grants().select_for_update().get(pk=grant.pk)
+    grant = _grants().select_for_update(of=("self",)).get(pk=grant.pk)
     before = grant_state(grant)
     if role is not None:
         if role not in Role.values:

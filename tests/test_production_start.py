@@ -23,7 +23,8 @@ def fresh_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "DATA_DIR", "BOOTSTRAP_ON_MIGRATE"}
+        if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "DATA_DIR"}
+        and k != "BOOTSTRAP_ON_MIGRATE"
     }
     env.update(DATA_DIR=str(tmp_path / "data"), STATIC_ROOT=str(tmp_path / "static"), **extra)
     return env
