@@ -398,7 +398,8 @@ def explain_missing(decision: Decision, wanted: Iterable[str]) -> str:
         return inactive[0]  # nothing else matters for an inactive account
     parts = [f"{action} needs {_ROLE_NEEDED[action]}" for action in missing]
     parts += [f"{action!r} is not an action (use {', '.join(ACTIONS)})" for action in unknown]
-    parts += _relevant_reasons(decision, set(missing))
+    if missing:
+        parts += _relevant_reasons(decision, set(missing))
     return "; ".join(parts)
 
 
@@ -417,32 +418,78 @@ def _relevant_reasons(decision: Decision, missing: set[str]) -> list[str]:
 def describe_access(subject: Subject, *, now: datetime) -> list[AccessEntry]:
     """What ``subject`` holds, one entry per pattern and registry, for a "my access" page.
 
-    Public repositories are not listed (the page shows those separately).
-    With ceilings, an entry keeps only what a ceiling covering its whole
-    pattern allows, so the page may understate but never overstate access.
+    Grants on the same pattern and registry merge into one entry. Public
+    repositories are not listed (the page shows those separately).
     """
     if not subject.is_active or subject.kind not in ("user", "robot"):
         return []
     if subject.is_superuser:
         return _superuser_entries(subject)
-    groups: dict[tuple[str, str | None], list[tuple[GrantData, str]]] = {}
+    current = _current_grants(subject, now)
+    if subject.ceilings is None:
+        return _listing(_merged_entries(subject, current))
+    return _listing(_capped_entries(subject, current))
+
+
+def _current_grants(subject: Subject, now: datetime) -> list[tuple[GrantData, str]]:
+    """The subject's usable grants, each with how it reaches the subject ("user" or "team")."""
+    current = []
     for grant in subject.grants:
         holder = _holder(subject, grant)
-        if holder is None or not _is_current(grant, now):
-            continue
+        if holder is not None and _is_current(grant, now):
+            current.append((grant, holder))
+    return current
+
+
+def _merged_entries(subject: Subject, current: list[tuple[GrantData, str]]) -> list[AccessEntry]:
+    """Without ceilings: the grants on the same pattern and registry make one entry."""
+    groups: dict[tuple[str, str | None], list[tuple[GrantData, str]]] = {}
+    for grant, holder in current:
         groups.setdefault((grant.pattern, grant.registry), []).append((grant, holder))
-    entries = (_entry(subject, pattern, registry, members) for (pattern, registry), members in groups.items())
-    return _listing(entries)
+    return [_entry(subject, pattern, registry, members) for (pattern, registry), members in groups.items()]
+
+
+def _capped_entries(subject: Subject, current: list[tuple[GrantData, str]]) -> list[AccessEntry]:
+    """Entries under ceilings: one per pattern of a grant or ceiling, with what surely holds on all of it.
+
+    A grant or ceiling counts for an entry when its pattern contains the
+    entry's, so a robot holding ``**`` under a ceiling of ``web/**`` shows
+    ``web/**``. Partial overlaps are left out: the page may understate
+    access, never overstate it.
+    """
+    ceilings = subject.ceilings or ()
+    patterns = {grant.pattern for grant, _holder_kind in current} | {ceiling.pattern for ceiling in ceilings}
+    registries = {grant.registry for grant, _holder_kind in current} | {ceiling.registry for ceiling in ceilings}
+    entries = []
+    for pattern in patterns:
+        everywhere = _entry(subject, pattern, None, _covering(current, pattern, None))
+        entries.append(everywhere)
+        for registry in sorted(registries - {None}):
+            here = _entry(subject, pattern, registry, _covering(current, pattern, registry))
+            if set(here.actions) > set(everywhere.actions):  # a line of its own only if it adds something
+                entries.append(here)
+    return entries
+
+
+def _covering(current: list[tuple[GrantData, str]], pattern: str, registry: str | None) -> list[tuple[GrantData, str]]:
+    """The grants that hold on every name ``pattern`` matches in ``registry`` (None: in all)."""
+    return [
+        (grant, holder)
+        for grant, holder in current
+        if grant.registry in (None, registry) and _safe_contains(grant.pattern, pattern)
+    ]
 
 
 def _superuser_entries(subject: Subject) -> list[AccessEntry]:
+    """An administrator holds everything, so only the ceilings (if any) shape the page."""
     if subject.ceilings is None:
         return [AccessEntry("**", None, ACTIONS, "administrator")]
     via = f"administrator, limited by {subject.ceiling_label}" if subject.ceiling_label else "administrator"
-    entries = [
-        AccessEntry(c.pattern, c.registry, _ordered(ROLE_ACTIONS.get(c.role, _NOTHING)), via) for c in subject.ceilings
-    ]
-    return _listing(entries)
+    return _listing(
+        AccessEntry(ceiling.pattern, ceiling.registry, _ordered(ROLE_ACTIONS.get(ceiling.role, _NOTHING)), via)
+        for ceiling in subject.ceilings
+        if _is_valid_pattern(ceiling.pattern)
+    )
 
 
 def _listing(entries: Iterable[AccessEntry]) -> list[AccessEntry]:
@@ -468,7 +515,7 @@ def _is_valid_pattern(pattern: str) -> bool:
 
 
 def _entry(subject: Subject, pattern: str, registry: str | None, members: list[tuple[GrantData, str]]) -> AccessEntry:
-    """Merge the grants on one pattern and registry into one entry."""
+    """One entry from the grants that hold on ``pattern`` in ``registry``, capped by any ceilings."""
     grants = [grant for grant, _holder_kind in members]
     actions = _NOTHING.union(*(ROLE_ACTIONS[grant.role] for grant in grants))
     teams = sorted({grant.team for grant, holder in members if holder == "team" and grant.team})
