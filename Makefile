@@ -1,0 +1,44 @@
+# registryadmin: `make run` serves it, `make test` checks everything. Both start from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@bin/serve
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+
+# With TEST_DATABASE_URL (PostgreSQL) the whole suite runs there, then the
+# end-to-end tests run again on the embedded SQLite default.
+test: lint
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+	  echo "== whole suite on PostgreSQL ($$TEST_DATABASE_URL)" && \
+	  $(PY) -m pytest && \
+	  echo "== end-to-end tests on SQLite" && \
+	  env -u TEST_DATABASE_URL $(PY) -m pytest -m e2e; \
+	else \
+	  $(PY) -m pytest; \
+	fi
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
