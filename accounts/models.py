@@ -159,3 +159,73 @@ class Grant(models.Model):
     def subject_label(self) -> str:
         return f"user {self.user}" if self.user_id else f"team {self.team}"
 
+
+class KeyState(models.TextChoices):
+    NEXT = "next", "Next (published, not yet signing)"
+    CURRENT = "current", "Current (signing)"
+    PREVIOUS = "previous", "Previous (published while its tokens live)"
+    RETIRED = "retired", "Retired"
+
+
+class SigningKey(models.Model):
+    """An ES256 token-signing key. The private half is encrypted (KEY_ENCRYPTION_KEY).
+
+    The registry's certificate bundle holds current, next and previous, so a
+    rotation needs no registry restart as long as the registry loaded ``next``.
+    """
+
+    kid = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=10, choices=KeyState.choices)
+    private_key = models.BinaryField()
+    certificate = models.TextField()
+    not_after = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"],
+                condition=Q(state__in=["next", "current", "previous"]),
+                name="signing_key_one_per_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid[:14]}… ({self.state})"
+
+
+class RefreshToken(models.Model):
+    """A long-lived token ``docker login`` keeps instead of the password. Stored hashed.
+
+    Revoked on password change, deactivation, or by an admin.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    client_id = models.CharField(max_length=100, blank=True)
+    service = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=100, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"refresh token of {self.user_id} for {self.service}"
+
+
+class NotificationEndpoint(models.Model):
+    """The shared bearer secret a registry sends with its event notifications (encrypted)."""
+
+    registry = models.OneToOneField(Registry, on_delete=models.CASCADE, related_name="notification_endpoint")
+    secret = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"notifications of {self.registry}"

@@ -1,0 +1,197 @@
+"""Signing-key lifecycle: create, publish, rotate (with a preflight), and load for signing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import KeyState, Registry, SigningKey
+from accounts.signing import (
+    Signer,
+    certificate_pem,
+    generate_private_key,
+    libtrust_kid,
+    make_certificate,
+    private_key_pem,
+)
+from audit.context import AuditContext
+from audit.models import Kind, SubjectType
+from audit.services import record
+from registryadmin.keywrap import unwrap, wrap
+
+BUNDLE_STATES = (KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS)
+# How long a gunicorn worker trusts its loaded key before asking the database
+# whether another process rotated it.
+RELOAD_SECONDS = 2.0
+
+
+def _new_key(state: str) -> SigningKey:
+    key = generate_private_key()
+    cert = make_certificate(key, settings.TOKEN_ISSUER, timezone.now())
+    return SigningKey.objects.create(
+        kid=libtrust_kid(key.public_key()),
+        state=state,
+        private_key=wrap(private_key_pem(key)),
+        certificate=certificate_pem(cert),
+        not_after=cert.not_valid_after_utc,
+        activated_at=timezone.now() if state == KeyState.CURRENT else None,
+    )
+
+
+@transaction.atomic
+def ensure_keys(context: AuditContext | None = None) -> bool:
+    """Make the current and next keys if they are missing; True when something was made."""
+    made = []
+    for state in (KeyState.CURRENT, KeyState.NEXT):
+        if not SigningKey.objects.filter(state=state).exists():
+            made.append(_new_key(state))
+    if made:
+        _record(context or AuditContext.system("keys"), "signing_key.create", {"kids": [k.kid for k in made]})
+    return bool(made)
+
+
+def bundle_pem() -> str:
+    """The certificate bundle for the registry's ``rootcertbundle``: current, next, previous."""
+    ensure_keys()
+    keys = SigningKey.objects.filter(state__in=BUNDLE_STATES).order_by("state")
+    return "".join(key.certificate for key in keys)
+
+
+def load_signer(key: SigningKey) -> Signer:
+    return Signer.from_pem(unwrap(key.private_key), key.certificate)
+
+
+@transaction.atomic
+def rotate(context: AuditContext) -> SigningKey:
+    """Promote next to current, current to previous, retire the old previous, make a new next."""
+    ensure_keys(context)
+    keys = {k.state: k for k in SigningKey.objects.select_for_update().filter(state__in=BUNDLE_STATES)}
+    now = timezone.now()
+    if KeyState.PREVIOUS in keys:
+        _set_state(keys[KeyState.PREVIOUS], KeyState.RETIRED, retired_at=now)
+    _set_state(keys[KeyState.CURRENT], KeyState.PREVIOUS)
+    _set_state(keys[KeyState.NEXT], KeyState.CURRENT, activated_at=now)
+    new_next = _new_key(KeyState.NEXT)
+    _record(
+        context,
+        "signing_key.rotate",
+        {"current": keys[KeyState.NEXT].kid, "next": new_next.kid, "previous": keys[KeyState.CURRENT].kid},
+    )
+    return keys[KeyState.NEXT]
+
+
+def _set_state(key: SigningKey, state: str, **fields: object) -> None:
+    # Free the state slot first: the unique constraint allows one key per state.
+    key.state = state
+    for name, value in fields.items():
+        setattr(key, name, value)
+    key.save(update_fields=["state", *fields])
+
+
+def _record(context: AuditContext, action: str, detail: dict) -> None:
+    record(Kind.CREDENTIAL, "success", context, subject_type=SubjectType.SYSTEM, detail={"action": action, **detail})
+
+
+# Preflight -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    registry: str
+    ok: bool | None  # None: could not be checked (no URL)
+    message: str
+
+
+def preflight(timeout: float = 5.0) -> list[PreflightResult]:
+    """Ask each registry with a URL whether it accepts a token signed with the *next* key."""
+    ensure_keys()
+    signer = load_signer(SigningKey.objects.get(state=KeyState.NEXT))
+    return [_probe(registry, signer, timeout) for registry in Registry.objects.filter(auth_mode="token")]
+
+
+def _probe(registry: Registry, signer: Signer, timeout: float) -> PreflightResult:
+    if not registry.url:
+        return PreflightResult(
+            registry.service,
+            None,
+            f"{registry.service}: no URL known, cannot check; make sure it was restarted since the last rotation",
+        )
+    now = int(time.time())
+    token = signer.sign(
+        {
+            "iss": settings.TOKEN_ISSUER,
+            "sub": "",
+            "aud": registry.service,
+            "exp": now + 60,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            "access": [],
+        }
+    )
+    request = urllib.request.Request(f"{registry.url}/v2/", headers={"Authorization": f"Bearer {token}"})  # noqa: S310 (admin-set http(s) URL)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (admin-set URL)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return PreflightResult(
+            registry.service,
+            False,
+            f"{registry.service}: {registry.url} unreachable ({exc}); cannot confirm it trusts the next key",
+        )
+    if status == 200:
+        return PreflightResult(registry.service, True, f"{registry.service}: accepts the next key")
+    return PreflightResult(
+        registry.service,
+        False,
+        (
+            f"{registry.service}: refused a token signed with the next key (HTTP {status}). It has not loaded the "
+            "current certificate bundle: run `manage.py registry_config` on this host, copy the bundle to the "
+            "registry's rootcertbundle path, restart the registry, then rotate again."
+        ),
+    )
+
+
+# The hot path ----------------------------------------------------------------
+
+
+class _SignerCache:
+    """Per-process cache of the current signer, re-validated every few seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signer: Signer | None = None
+        self._checked = 0.0
+
+    def get(self) -> Signer:
+        now = time.monotonic()
+        signer = self._signer
+        if signer is not None and now - self._checked < RELOAD_SECONDS:
+            return signer
+        with self._lock:
+            kid = SigningKey.objects.filter(state=KeyState.CURRENT).values_list("kid", flat=True).first()
+            if kid is None:
+                ensure_keys()
+                kid = SigningKey.objects.get(state=KeyState.CURRENT).kid
+            if self._signer is None or self._signer.kid != kid:
+                self._signer = load_signer(SigningKey.objects.get(kid=kid))
+            self._checked = now
+            return self._signer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._signer = None
+            self._checked = 0.0
+
+
+current_signer = _SignerCache()
