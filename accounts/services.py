@@ -14,10 +14,12 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuthMode, Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
 from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
+from accounts.refresh import revoke_refresh_tokens
 from audit.context import AuditContext
 from audit.services import record_change
 
@@ -128,6 +130,8 @@ def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
     if before == after:
         return user
     user.save()
+    if before["is_active"] and not user.is_active:
+        revoke_refresh_tokens(user, "deactivated")
     record_change(
         context,
         "user.update",
@@ -144,7 +148,8 @@ def set_password(user: User, password: str, *, context: AuditContext, validate: 
     _check_password(password, user, validate=validate)
     user.set_password(password)
     user.save(update_fields=["password"])
-    record_change(context, "user.set_password", user.username)
+    revoked = revoke_refresh_tokens(user, "password changed")
+    record_change(context, "user.set_password", user.username, after={"refresh_tokens_revoked": revoked})
 
 
 @transaction.atomic
@@ -152,7 +157,8 @@ def disable_password(user: User, *, context: AuditContext) -> None:
     """Make password sign-in impossible for ``user`` (directory or token use only)."""
     user.set_unusable_password()
     user.save(update_fields=["password"])
-    record_change(context, "user.disable_password", user.username)
+    revoked = revoke_refresh_tokens(user, "password disabled")
+    record_change(context, "user.disable_password", user.username, after={"refresh_tokens_revoked": revoked})
 
 
 @transaction.atomic
@@ -160,6 +166,14 @@ def delete_user(user: User, *, context: AuditContext) -> None:
     state = user_state(user)
     user.delete()
     record_change(context, "user.delete", state["username"], before=state)
+
+
+@transaction.atomic
+def revoke_user_refresh_tokens(user: User, *, context: AuditContext) -> int:
+    """An admin signs a user out of every ``docker login`` made with refresh tokens."""
+    revoked = revoke_refresh_tokens(user, "revoked by admin")
+    record_change(context, "user.revoke_refresh_tokens", user.username, after={"refresh_tokens_revoked": revoked})
+    return revoked
 
 
 # Teams ---------------------------------------------------------------------
@@ -400,3 +414,24 @@ def _grants():
 
 def _svc(registry: Registry | None) -> str:
     return registry.service if registry else ""
+
+
+@transaction.atomic
+def ensure_repository(name: str, registry: Registry, *, context: AuditContext) -> Repository | None:
+    """Make the row for a repository first seen in a registry event (pushes need none beforehand)."""
+    try:
+        validate_repository_name(name)
+    except InvalidName:
+        return None
+    if Repository.objects.filter(name=name).filter(Q(registry=registry) | Q(registry__isnull=True)).exists():
+        return None
+    repository = Repository.objects.create(name=name, registry=registry)
+    record_change(
+        context,
+        "repository.discover",
+        name,
+        after={"registry": registry.service},
+        repository=name,
+        registry=registry.service,
+    )
+    return repository

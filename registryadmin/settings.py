@@ -45,6 +45,7 @@ if REGISTRY_URL:
 REGISTRY_AUTH_MODE = envchoice("REGISTRY_AUTH_MODE", "token", ("token", "htpasswd"))
 TOKEN_ISSUER = envstr("TOKEN_ISSUER", "registryadmin")
 TOKEN_TTL = envint("TOKEN_TTL", 300, minimum=60, maximum=86400)
+REFRESH_TOKEN_TTL = envint("REFRESH_TOKEN_TTL", 30 * 86400, minimum=300)
 
 ADMIN_USERNAME = envstr("ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = envsecret("ADMIN_PASSWORD")

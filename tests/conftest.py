@@ -97,3 +97,16 @@ def subprocess_env(live_database_url: str, tmp_path: Path) -> Iterator[dict[str,
         PYTHONPATH=str(REPO_ROOT),
     )
     return env
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """Per-process caches (signer, verified credentials) must not leak between tests' databases."""
+    from accounts.credentials import verified_cache
+    from accounts.keys import current_signer
+
+    current_signer.clear()
+    verified_cache.clear()
+    yield
+    current_signer.clear()
+    verified_cache.clear()

@@ -24,3 +24,5 @@ STORAGES = {
 
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]

@@ -1,0 +1,99 @@
+"""The registry token endpoint (``/auth/token``): GET per the spec, POST as OAuth2 (containerd)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from accounts.tokens import TokenOutcome, TokenRequest, issue
+from audit.context import AuditContext
+
+MAX_PARAM = 4096
+
+
+def _basic(request: HttpRequest) -> tuple[str | None, str | None, str]:
+    """(username, password, problem) from an Authorization: Basic header."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None, None, ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None, "only Basic credentials are accepted here"
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None, None, "malformed Basic credentials"
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        return None, None, "malformed Basic credentials"
+    return username, password, ""
+
+
+def _too_long(values: list[str]) -> bool:
+    return any(len(value) > MAX_PARAM for value in values)
+
+
+def _from_get(request: HttpRequest) -> TokenRequest:
+    username, password, problem = _basic(request)
+    query = request.GET
+    if not problem and _too_long([v for key in query for v in query.getlist(key)]):
+        problem = "a query parameter is too long"
+    return TokenRequest(
+        method="GET",
+        service=query.get("service", "")[:MAX_PARAM],
+        scopes=query.getlist("scope"),
+        username=username,
+        password=password,
+        offline=query.get("offline_token", "").lower() == "true",
+        client_id=query.get("client_id", "")[:100],
+        account=query.get("account", "")[:150],
+        malformed=problem,
+    )
+
+
+def _from_post(request: HttpRequest) -> TokenRequest:
+    form = request.POST
+    grant_type = form.get("grant_type", "")
+    problem = ""
+    if grant_type not in {"password", "refresh_token"}:
+        problem = f"unsupported grant_type {grant_type[:40]!r}; use password or refresh_token"
+    elif _too_long([v for key in form for v in form.getlist(key)]):
+        problem = "a form field is too long"
+    return TokenRequest(
+        method="POST",
+        service=form.get("service", "")[:MAX_PARAM],
+        scopes=form.getlist("scope"),
+        username=form.get("username") if grant_type == "password" else None,
+        password=form.get("password", ""),
+        refresh_token=form.get("refresh_token"),
+        grant_type=grant_type,
+        offline=form.get("access_type", "") == "offline",
+        client_id=form.get("client_id", "")[:100],
+        malformed=problem,
+    )
+
+
+def _respond(outcome: TokenOutcome) -> JsonResponse:
+    response = JsonResponse(outcome.body, status=outcome.status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    if outcome.challenge:
+        response["WWW-Authenticate"] = 'Basic realm="registryadmin"'
+    return response
+
+
+@csrf_exempt  # registry clients, not browsers; credentials come in every request
+@require_http_methods(["GET", "POST"])
+def token(request: HttpRequest) -> JsonResponse:
+    token_request = _from_get(request) if request.method == "GET" else _from_post(request)
+    try:
+        outcome = issue(token_request, AuditContext.from_request(request))
+    except DatabaseError:
+        # The access record could not be written: fail closed.
+        return JsonResponse({"errors": [{"code": "UNAVAILABLE", "message": "audit log unavailable"}]}, status=503)
+    return _respond(outcome)

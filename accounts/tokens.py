@@ -1,0 +1,270 @@
+"""The token service: who is asking, what they may have, the signed answer, and its record.
+
+One call per token request. It never raises for bad input: every path ends in
+a ``TokenOutcome`` with an HTTP status, and every path writes exactly one
+``access`` record before answering (if that write fails, the caller answers
+503: an access without its record never happens).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.access import ANONYMOUS, subject_for_user
+from accounts.credentials import check_password
+from accounts.keys import current_signer
+from accounts.models import Registry, Repository, User
+from accounts.permissions import ACTIONS, Subject, allowed_actions, catalog_allowed
+from accounts.refresh import new_refresh_token, user_for_refresh_token
+from accounts.scopes import Scope, ScopeError, parse_scopes
+from audit.context import AuditContext
+from audit.models import AuditRecord, Kind, SubjectType
+from audit.services import record
+
+NBF_BACKDATE = 30  # seconds; registries allow some skew, clocks drift
+RETRY_WINDOW = timedelta(seconds=15)
+
+
+@dataclass
+class TokenRequest:
+    """What the client sent, already pulled out of GET or POST."""
+
+    method: str
+    service: str
+    scopes: list[str]
+    username: str | None = None
+    password: str | None = None
+    refresh_token: str | None = None
+    grant_type: str = ""  # "" for GET; "password" or "refresh_token" for POST
+    offline: bool = False
+    client_id: str = ""
+    account: str = ""
+    malformed: str = ""  # a parse problem found by the view (bad Basic header, bad form)
+
+
+@dataclass
+class TokenOutcome:
+    status: int
+    body: dict[str, Any]
+    challenge: bool = False  # add WWW-Authenticate: Basic on 401
+    record_detail: dict[str, Any] = field(default_factory=dict)
+
+
+def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
+    """Answer one token request and record it."""
+    actor = (request.username or "")[:150]
+    if request.malformed:
+        return _refuse(400, "invalid", request.malformed, context, request, actor)
+    registry = Registry.objects.filter(service=request.service).first() if request.service else None
+    if registry is None:
+        return _refuse(400, "invalid", f"unknown service {request.service[:100]!r}", context, request, actor)
+    try:
+        scopes = parse_scopes(request.scopes)
+    except ScopeError as exc:
+        return _refuse(400, "invalid", str(exc), context, request, actor)
+    user, refresh, failure = _authenticate(request)
+    if failure:
+        return _refuse(401, "auth_failed", failure, context, request, actor, scopes=scopes)
+    subject = subject_for_user(user) if user else ANONYMOUS
+    access = _decide(subject, scopes, registry.service)
+    return _grant(request, context, registry, user, subject, scopes, access, refresh)
+
+
+def _authenticate(request: TokenRequest) -> tuple[User | None, str | None, str]:
+    """(user, refresh token to return, failure reason). Anonymous is (None, None, "")."""
+    if request.grant_type == "refresh_token":
+        user = user_for_refresh_token(request.refresh_token or "", request.service)
+        return (user, request.refresh_token, "") if user else (None, None, "invalid or revoked refresh token")
+    if request.username is None:
+        return None, None, ""
+    result = check_password(request.username, request.password or "")
+    if not result.ok:
+        text = "user is inactive" if result.reason == "inactive" else "bad username or password"
+        return None, None, text
+    refresh = new_refresh_token(result.user, request.service, request.client_id) if request.offline else None
+    return result.user, refresh, ""
+
+
+def _decide(subject: Subject, scopes: list[Scope], service: str) -> list[dict[str, Any]]:
+    now = timezone.now()
+    names = [s.name for s in scopes if s.type == "repository"]
+    public = _public_names(names, service) if names else set()
+    entries = []
+    for scope in scopes:
+        if scope.type == "repository":
+            held = allowed_actions(subject, scope.name, registry=service, public=scope.name in public, now=now)
+        elif scope.type == "registry" and scope.name == "catalog":
+            held = frozenset({"*"}) if catalog_allowed(subject) else frozenset()
+        else:
+            held = frozenset()
+        entries.append(_scope_entry(scope, held))
+    return entries
+
+
+def _scope_entry(scope: Scope, held: frozenset[str]) -> dict[str, Any]:
+    """Requested vs granted for one scope; ``*`` answers with the concrete actions held."""
+    granted: list[str] = []
+    for action in scope.actions:
+        if action == "*" and scope.type == "repository":
+            wanted = [a for a in ACTIONS if a in held]
+            if len(wanted) == len(ACTIONS):
+                wanted.append("*")  # registry 2.8 does not read "*" alone as every action
+        else:
+            wanted = [action] if action in held else []
+        granted += [a for a in wanted if a not in granted]
+    denied = [a for a in scope.actions if a not in granted]
+    return {
+        "type": scope.type,
+        "name": scope.name,
+        "requested": list(scope.actions),
+        "granted": granted,
+        "denied": denied,
+    }
+
+
+def _public_names(names: list[str], service: str) -> set[str]:
+    rows = Repository.objects.filter(
+        Q(registry__isnull=True) | Q(registry__service=service), name__in=names, public=True
+    )
+    return set(rows.values_list("name", flat=True))
+
+
+def _outcome(access: list[dict[str, Any]]) -> str:
+    if not any(entry["denied"] for entry in access):
+        return "granted"
+    return "partial" if any(entry["granted"] for entry in access) else "denied"
+
+
+def _grant(
+    request: TokenRequest,
+    context: AuditContext,
+    registry: Registry,
+    user: User | None,
+    subject: Subject,
+    scopes: list[Scope],
+    access: list[dict[str, Any]],
+    refresh: str | None,
+) -> TokenOutcome:
+    now = int(timezone.now().timestamp())
+    jti = uuid.uuid4().hex
+    claims = {
+        "iss": settings.TOKEN_ISSUER,
+        "sub": user.username if user else "",
+        "aud": registry.service,
+        "exp": now + settings.TOKEN_TTL,
+        "nbf": now - NBF_BACKDATE,
+        "iat": now,
+        "jti": jti,
+        "access": _claim_access(access),
+    }
+    detail = {"method": request.method, "jti": jti, "grant_type": request.grant_type or "basic"}
+    if request.account and user and request.account != user.username:
+        detail["account_hint_ignored"] = request.account[:150]
+    actor_context = AuditContext(
+        actor=user.username if user else "",
+        actor_id=user.pk if user else None,
+        ip=context.ip,
+        user_agent=context.user_agent,
+        request_id=context.request_id,
+    )
+    # One INSERT in autocommit: no transaction needed, and the token is signed only after it.
+    record(
+        Kind.ACCESS,
+        _outcome(access),
+        actor_context,
+        subject_type=SubjectType.USER if user else SubjectType.ANONYMOUS,
+        registry=registry.service,
+        repository=_first_repository(scopes),
+        actions=access,
+        detail=detail,
+    )
+    token = current_signer.get().sign(claims)
+    issued = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body: dict[str, Any] = {
+        "token": token,
+        "access_token": token,
+        "expires_in": settings.TOKEN_TTL,
+        "issued_at": issued,
+    }
+    if request.grant_type:
+        body["scope"] = " ".join(_scope_text(e) for e in access)
+    if refresh:
+        body["refresh_token"] = refresh
+    return TokenOutcome(200, body)
+
+
+def _claim_access(access: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: dict[tuple[str, str], list[str]] = {}
+    for entry in access:
+        actions = merged.setdefault((entry["type"], entry["name"]), [])
+        actions += [a for a in entry["granted"] if a not in actions]
+    return [{"type": t, "name": n, "actions": a} for (t, n), a in merged.items()]
+
+
+def _scope_text(entry: dict[str, Any]) -> str:
+    return f"{entry['type']}:{entry['name']}:{','.join(entry['granted'])}"
+
+
+def _first_repository(scopes: list[Scope]) -> str:
+    return next((s.name for s in scopes if s.type == "repository"), "")
+
+
+def _refuse(
+    status: int,
+    outcome: str,
+    reason: str,
+    context: AuditContext,
+    request: TokenRequest,
+    actor: str,
+    *,
+    scopes: list[Scope] | None = None,
+) -> TokenOutcome:
+    requested = [
+        {"type": s.type, "name": s.name, "requested": list(s.actions), "granted": [], "denied": list(s.actions)}
+        for s in scopes or []
+    ]
+    detail = {"method": request.method, "reason": reason, "grant_type": request.grant_type or "basic"}
+    actor_context = AuditContext(
+        actor=actor, ip=context.ip, user_agent=context.user_agent, request_id=context.request_id
+    )
+    retry_of = _containerd_retry_of(request, actor_context, outcome)
+    if retry_of is None:
+        record(
+            Kind.ACCESS,
+            outcome,
+            actor_context,
+            subject_type=SubjectType.USER if actor else SubjectType.ANONYMOUS,
+            registry=request.service[:255] if outcome != "invalid" else request.service[:100],
+            repository=_first_repository(scopes or []),
+            actions=requested,
+            detail=detail,
+        )
+    code = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED"}[status]
+    return TokenOutcome(status, {"errors": [{"code": code, "message": reason}]}, challenge=status == 401)
+
+
+def _containerd_retry_of(request: TokenRequest, context: AuditContext, outcome: str) -> int | None:
+    """containerd retries a refused POST as a GET: count that pair as one attempt."""
+    if request.method != "GET" or outcome != "auth_failed" or not context.actor:
+        return None
+    since = timezone.now() - RETRY_WINDOW
+    return (
+        AuditRecord.objects.filter(
+            kind=Kind.ACCESS,
+            outcome=outcome,
+            actor=context.actor,
+            ip=context.ip,
+            user_agent=context.user_agent,
+            time__gte=since,
+            detail__method="POST",
+        )
+        .values_list("id", flat=True)
+        .first()
+    )
