@@ -82,3 +82,32 @@ class AuditRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit records are append-only")
+
+
+class SeenEvent(models.Model):
+    """Registry notification ids already stored: the registry retries, so events repeat."""
+
+    event_id = models.CharField(max_length=100, primary_key=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class BlobEventCount(models.Model):
+    """Blob-level registry events, counted per registry, repository, action and day, not stored one by one."""
+
+    registry = models.CharField(max_length=255)
+    repository = models.CharField(max_length=255)
+    action = models.CharField(max_length=20)
+    day = models.DateField()
+    count = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "repository", "action", "day"], name="blob_count_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.registry}/{self.repository} {self.action}: {self.count}"
