@@ -158,16 +158,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 # transport under DATA_DIR so `make run` needs no server at all.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 _queue_dir = DATA_DIR / "celery" / "queue"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in (_queue_dir, DATA_DIR / "celery" / "processed"):
+        _folder.mkdir(parents=True, exist_ok=True)  # kombu does not create them
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
         "store_processed": False,
     }
-    if CELERY_BROKER_URL.startswith("filesystem://")
-    else {}
-)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
