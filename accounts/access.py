@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from dataclasses import replace
 
-from accounts.models import Grant, Repository, User
-from accounts.permissions import GrantData, Subject
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.permissions import Ceiling, GrantData, Subject
 
 ANONYMOUS = Subject(kind="anonymous")
 
@@ -55,6 +58,49 @@ def subject_for_user(user: User) -> Subject:
         teams=frozenset(teams.values()),
         grants=grants,
     )
+
+
+def subject_for_robot(robot: Robot) -> Subject:
+    """A robot's own grants, capped by what its team holds now (re-read on every request)."""
+    name = robot.login_name
+    rows = Grant.objects.filter(robot=robot).order_by().values_list(*_GRANT_COLUMNS)
+    grants = tuple(
+        GrantData(
+            id=gid,
+            pattern=pattern,
+            role=role,
+            registry=registry,
+            expires_at=expires_at,
+            user=name,
+            managed_by=managed_by,
+        )
+        for gid, pattern, role, registry, expires_at, _user, _team, managed_by in rows
+    )
+    ceilings = None
+    if robot.team_id is not None:
+        now = timezone.now()
+        team_grants = Grant.objects.filter(team_id=robot.team_id).order_by()
+        ceilings = tuple(
+            Ceiling(pattern=pattern, role=role, registry=registry)
+            for pattern, role, registry, expires_at in team_grants.values_list(
+                "pattern", "role", "registry__service", "expires_at"
+            )
+            if expires_at is None or expires_at > now
+        )
+    label = f"team {robot.team.name}'s grants" if robot.team_id else ""
+    return Subject(kind="robot", name=name, grants=grants, ceilings=ceilings, ceiling_label=label)
+
+
+def subject_for_token(token: PersonalAccessToken) -> Subject:
+    """The token's user, capped to read-only and/or the token's patterns."""
+    subject = subject_for_user(token.user)
+    role = "read" if token.read_only else "admin"
+    patterns = token.patterns or (["**"] if token.read_only else [])
+    if not patterns:
+        return replace(subject, ceiling_label=f"token {token.name}")
+    ceilings = tuple(Ceiling(pattern=pattern, role=role) for pattern in patterns)
+    limits = ("read-only" if token.read_only else "") + (f" {', '.join(token.patterns)}" if token.patterns else "")
+    return replace(subject, ceilings=ceilings, ceiling_label=f"token {token.name} ({limits.strip()})")
 
 
 def is_public(repository: str, registry: str) -> bool:

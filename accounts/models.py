@@ -16,6 +16,9 @@ class User(AbstractUser):
 
     is_auditor = models.BooleanField(default=False, help_text="May read every log, grant and page; may change nothing.")
     catalog_access = models.BooleanField(default=False, help_text="May list the registry catalog (registry:catalog:*).")
+    # bcrypt ($2y$) of the password, kept beside Django's hash for registries in htpasswd
+    # mode; empty when unknown (the user must set a password again for htpasswd mode).
+    htpasswd_hash = models.CharField(max_length=100, blank=True, editable=False)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -119,6 +122,7 @@ class Grant(models.Model):
     role = models.CharField(max_length=8, choices=Role.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    robot = models.ForeignKey("Robot", null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
     registry = models.ForeignKey(Registry, null=True, blank=True, on_delete=models.CASCADE)
     expires_at = models.DateTimeField(null=True, blank=True)
     managed_by = models.ForeignKey(
@@ -131,9 +135,17 @@ class Grant(models.Model):
         ordering = ["pattern", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(user__isnull=False) & Q(team__isnull=True))
-                | (Q(user__isnull=True) & Q(team__isnull=False)),
+                condition=(Q(user__isnull=False) & Q(team__isnull=True) & Q(robot__isnull=True))
+                | (Q(user__isnull=True) & Q(team__isnull=False) & Q(robot__isnull=True))
+                | (Q(user__isnull=True) & Q(team__isnull=True) & Q(robot__isnull=False)),
                 name="grant_exactly_one_subject",
+            ),
+            models.UniqueConstraint(
+                "robot",
+                "pattern",
+                Coalesce("registry", Value(0)),
+                condition=Q(robot__isnull=False),
+                name="grant_unique_robot_pattern",
             ),
             models.UniqueConstraint(
                 "user",
@@ -157,6 +169,8 @@ class Grant(models.Model):
 
     @property
     def subject_label(self) -> str:
+        if self.robot_id:
+            return f"robot {self.robot.login_name}"
         return f"user {self.user}" if self.user_id else f"team {self.team}"
 
 
@@ -229,3 +243,74 @@ class NotificationEndpoint(models.Model):
 
     def __str__(self) -> str:
         return f"notifications of {self.registry}"
+
+
+class Credential(models.Model):
+    """What robots and personal access tokens share: a secret shown once, stored as a keyed hash."""
+
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expiry_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def refusal(self, now: object) -> str:
+        """Why this credential cannot be used now ("" when it can)."""
+        if self.revoked_at is not None:
+            return f"revoked {self.revoked_at:%Y-%m-%d %H:%M} UTC"
+        if self.expires_at is not None and self.expires_at <= now:
+            return f"expired {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        return ""
+
+
+class Robot(Credential):
+    """A machine account (CI, deploy hosts) of a team, or global (made by an admin).
+
+    It logs in as ``robot$<team>+<name>`` (global: ``robot$<name>``). Its grants
+    count only within what its team holds, re-checked at every request.
+    """
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="robots")
+    name = models.SlugField(max_length=100)
+    description = models.CharField(max_length=255, blank=True)
+    bcrypt_hash = models.CharField(max_length=100, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["team__name", "name"]
+        constraints = [
+            models.UniqueConstraint(Coalesce("team", Value(0)), "name", name="robot_unique_name_per_team"),
+        ]
+
+    def __str__(self) -> str:
+        return self.login_name
+
+    @property
+    def login_name(self) -> str:
+        return f"robot${self.team.name}+{self.name}" if self.team_id else f"robot${self.name}"
+
+
+class PersonalAccessToken(Credential):
+    """A named token a user can use as the password in ``docker login``, limited to part of their rights.
+
+    ``read_only`` caps it at pull; ``patterns`` (if any) caps it to those repositories.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    read_only = models.BooleanField(default=False)
+    patterns = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["user__username", "name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="token_unique_name_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user.username}/{self.name}"

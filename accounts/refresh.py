@@ -6,30 +6,23 @@ refresh, so a refresh returns the same token (no rotation on use).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import RefreshToken, User
+from accounts.secret_hash import hash_candidates, new_secret, secret_hash
 
 REFRESH_PREFIX = "rgr_"
 
 
-def _hash(token: str) -> str:
-    key = hashlib.sha256(b"registryadmin refresh token pepper\0" + settings.SECRET_KEY.encode()).digest()
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
-
-
 def new_refresh_token(user: User, service: str, client_id: str) -> str:
     """A new refresh token for ``user``; only its hash is stored."""
-    token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    token = new_secret(REFRESH_PREFIX)
     RefreshToken.objects.create(
         user=user,
-        token_hash=_hash(token),
+        token_hash=secret_hash(token),
         client_id=client_id[:100],
         service=service,
         expires_at=timezone.now() + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
@@ -43,7 +36,12 @@ def user_for_refresh_token(token: str, service: str) -> User | None:
         return None
     row = (
         RefreshToken.objects.select_related("user")
-        .filter(token_hash=_hash(token), revoked_at__isnull=True, expires_at__gt=timezone.now(), service=service)
+        .filter(
+            token_hash__in=hash_candidates(token),
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            service=service,
+        )
         .first()
     )
     if row is None or not row.user.is_active:

@@ -8,6 +8,7 @@ directly.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +18,27 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import AuthMode, Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
-from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
+from accounts import htpasswd
+from accounts.models import (
+    AuthMode,
+    Grant,
+    Membership,
+    PersonalAccessToken,
+    Registry,
+    Repository,
+    Robot,
+    Role,
+    Team,
+    TeamRole,
+    User,
+)
+from accounts.patterns import InvalidName, pattern_contains, validate_pattern, validate_repository_name
+from accounts.permissions import role_at_most
 from accounts.refresh import revoke_refresh_tokens
+from accounts.secret_hash import new_secret, secret_hash
 from audit.context import AuditContext
-from audit.services import record_change
+from audit.models import Kind, SubjectType
+from audit.services import record, record_change
 
 USER_FIELDS = (
     "username",
@@ -49,6 +66,7 @@ def grant_state(grant: Grant) -> dict[str, Any]:
         "role": grant.role,
         "user": grant.user.username if grant.user_id else None,
         "team": grant.team.name if grant.team_id else None,
+        **({"robot": grant.robot.login_name} if grant.robot_id else {}),
         "registry": grant.registry.service if grant.registry_id else None,
         "expires_at": _iso(grant.expires_at),
         "managed_by": grant.managed_by.name if grant.managed_by_id else None,
@@ -107,10 +125,12 @@ def create_user(
     if password:
         _check_password(password, user, validate=validate)
         user.set_password(password)
+        user.htpasswd_hash = htpasswd.hash_password(password)
     else:
         user.set_unusable_password()
     user.save()
     record_change(context, "user.create", username, after=user_state(user))
+    htpasswd.sync_after_commit()
     return user
 
 
@@ -132,6 +152,8 @@ def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
     user.save()
     if before["is_active"] and not user.is_active:
         revoke_refresh_tokens(user, "deactivated")
+    if before["is_active"] != user.is_active or before["username"] != user.username:
+        htpasswd.sync_after_commit()
     record_change(
         context,
         "user.update",
@@ -147,7 +169,9 @@ def set_password(user: User, password: str, *, context: AuditContext, validate: 
     """Set a user's password. The audit record says it changed, never what to."""
     _check_password(password, user, validate=validate)
     user.set_password(password)
-    user.save(update_fields=["password"])
+    user.htpasswd_hash = htpasswd.hash_password(password)
+    user.save(update_fields=["password", "htpasswd_hash"])
+    htpasswd.sync_after_commit()
     revoked = revoke_refresh_tokens(user, "password changed")
     record_change(context, "user.set_password", user.username, after={"refresh_tokens_revoked": revoked})
 
@@ -156,7 +180,9 @@ def set_password(user: User, password: str, *, context: AuditContext, validate: 
 def disable_password(user: User, *, context: AuditContext) -> None:
     """Make password sign-in impossible for ``user`` (directory or token use only)."""
     user.set_unusable_password()
-    user.save(update_fields=["password"])
+    user.htpasswd_hash = ""
+    user.save(update_fields=["password", "htpasswd_hash"])
+    htpasswd.sync_after_commit()
     revoked = revoke_refresh_tokens(user, "password disabled")
     record_change(context, "user.disable_password", user.username, after={"refresh_tokens_revoked": revoked})
 
@@ -166,6 +192,7 @@ def delete_user(user: User, *, context: AuditContext) -> None:
     state = user_state(user)
     user.delete()
     record_change(context, "user.delete", state["username"], before=state)
+    htpasswd.sync_after_commit()
 
 
 @transaction.atomic
@@ -266,6 +293,7 @@ def update_registry(registry: Registry, *, context: AuditContext, **changes: Any
     if before != after:
         registry.save()
         record_change(context, "registry.update", registry.service, before=before, after=after)
+        htpasswd.sync_after_commit()
     return registry
 
 
@@ -324,7 +352,7 @@ def delete_repository(repository: Repository, *, context: AuditContext) -> None:
 
 @transaction.atomic
 def create_grant(
-    subject: User | Team,
+    subject: User | Team | Robot,
     pattern: str,
     role: str,
     *,
@@ -337,8 +365,9 @@ def create_grant(
     pattern = _clean_pattern(pattern)
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; use read, write or admin."})
-    if expires_at is not None and timezone.is_naive(expires_at):
-        raise ValidationError({"expires_at": "Expiry needs a time zone (e.g. 2026-12-31T00:00:00Z)."})
+    _check_expiry(expires_at)
+    if isinstance(subject, Robot):
+        check_robot_grant(subject, pattern, role, registry)
     grant = Grant(
         pattern=pattern,
         role=role,
@@ -348,6 +377,7 @@ def create_grant(
         created_by_id=context.actor_id,
         user=subject if isinstance(subject, User) else None,
         team=subject if isinstance(subject, Team) else None,
+        robot=subject if isinstance(subject, Robot) else None,
     )
     try:
         with transaction.atomic():
@@ -435,3 +465,154 @@ def ensure_repository(name: str, registry: Registry, *, context: AuditContext) -
         registry=registry.service,
     )
     return repository
+
+
+# Robots and personal access tokens ------------------------------------------------
+
+ROBOT_PREFIX = "rgb_"
+TOKEN_PREFIX = "rga_"
+_ROBOT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and timezone.is_naive(expires_at):
+        raise ValidationError({"expires_at": "Expiry needs a time zone (e.g. 2026-12-31T00:00:00Z)."})
+
+
+def check_robot_grant(robot: Robot, pattern: str, role: str, registry: Registry | None = None) -> None:
+    """A team robot may only be granted what lies inside its team's (unexpired) grants."""
+    if robot.team_id is None:
+        return
+    now = timezone.now()
+    for grant in Grant.objects.filter(team_id=robot.team_id).select_related("registry"):
+        if grant.expires_at is not None and grant.expires_at <= now:
+            continue
+        if grant.registry_id is not None and grant.registry_id != (registry.pk if registry else None):
+            continue
+        if pattern_contains(grant.pattern, pattern) and role_at_most(role, grant.role):
+            return
+    raise ValidationError({"pattern": f"{role} on {pattern!r} lies outside what team {robot.team.name} holds."})
+
+
+def _credential_record(context: AuditContext, action: str, credential: str, **detail: Any) -> None:
+    record(
+        Kind.CREDENTIAL,
+        "success",
+        context,
+        subject_type=SubjectType.USER if context.actor_id else SubjectType.SYSTEM,
+        detail={"action": action, "credential": credential, **detail},
+    )
+
+
+@transaction.atomic
+def create_robot(
+    team: Team | None,
+    name: str,
+    *,
+    context: AuditContext,
+    expires_at: datetime | None = None,
+    grants: list[tuple[str, str]] | None = None,
+    description: str = "",
+) -> tuple[Robot, str]:
+    """Make a robot and its grants; returns the robot and its secret (shown once, stored hashed)."""
+    if not _ROBOT_NAME.match(name):
+        raise ValidationError({"name": f"Robot name {name!r} must be lowercase letters, digits, - or _."})
+    _check_expiry(expires_at)
+    secret = new_secret(ROBOT_PREFIX)
+    robot = Robot(
+        team=team,
+        name=name,
+        description=description,
+        secret_hash=secret_hash(secret),
+        bcrypt_hash=htpasswd.hash_password(secret),
+        expires_at=expires_at,
+        created_by_id=context.actor_id,
+    )
+    try:
+        with transaction.atomic():
+            robot.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"{robot.login_name} already exists."}) from None
+    for pattern, role in grants or []:
+        create_grant(robot, pattern, role, context=context, managed_by=team)
+    _credential_record(
+        context,
+        "robot.create",
+        robot.login_name,
+        expires_at=_iso(expires_at),
+        grants=[f"{pattern}:{role}" for pattern, role in grants or []],
+    )
+    htpasswd.sync_after_commit()
+    return robot, secret
+
+
+@transaction.atomic
+def revoke_robot(robot: Robot, *, context: AuditContext) -> None:
+    if Robot.objects.filter(pk=robot.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        _credential_record(context, "robot.revoke", robot.login_name)
+        htpasswd.sync_after_commit()
+
+
+@transaction.atomic
+def create_access_token(
+    user: User,
+    name: str,
+    *,
+    context: AuditContext,
+    read_only: bool = False,
+    patterns: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[PersonalAccessToken, str]:
+    """A personal access token limited to part of ``user``'s rights; returns it and its secret (once)."""
+    if not name or len(name) > 100:
+        raise ValidationError({"name": "Give the token a name of at most 100 characters."})
+    cleaned = [_clean_pattern(p) for p in patterns or []]
+    _check_expiry(expires_at)
+    secret = new_secret(TOKEN_PREFIX)
+    token = PersonalAccessToken(
+        user=user,
+        name=name,
+        read_only=read_only,
+        patterns=cleaned,
+        secret_hash=secret_hash(secret),
+        expires_at=expires_at,
+        created_by_id=context.actor_id,
+    )
+    try:
+        with transaction.atomic():
+            token.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"{user.username} already has a token named {name!r}."}) from None
+    _credential_record(
+        context,
+        "token.create",
+        f"{user.username}/{name}",
+        read_only=read_only,
+        patterns=cleaned,
+        expires_at=_iso(expires_at),
+    )
+    return token, secret
+
+
+@transaction.atomic
+def revoke_access_token(token: PersonalAccessToken, *, context: AuditContext) -> None:
+    if PersonalAccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        _credential_record(context, "token.revoke", f"{token.user.username}/{token.name}")
+
+
+def record_credential_expiries(*, now: datetime | None = None) -> int:
+    """Record each robot and token whose expiry has passed, once."""
+    now = now or timezone.now()
+    context = AuditContext.system("expiry")
+    count = 0
+    for model, action in ((Robot, "robot.expire"), (PersonalAccessToken, "token.expire")):
+        for credential in model.objects.filter(expires_at__lte=now, expiry_recorded_at__isnull=True):
+            with transaction.atomic():
+                if model.objects.filter(pk=credential.pk, expiry_recorded_at__isnull=True).update(
+                    expiry_recorded_at=now
+                ):
+                    _credential_record(context, action, str(credential), expired_at=_iso(credential.expires_at))
+                    count += 1
+    if count:
+        htpasswd.sync_all()
+    return count

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from accounts import services
+from accounts import htpasswd, services
 from audit.jobs import run_job
 
 
 @shared_task(name="accounts.tasks.purge_expired_grants", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
 def purge_expired_grants() -> int:
     """Remove expired grants; each removal and the run itself land in the audit log."""
-    return run_job("purge_expired_grants", lambda: {"purged": services.purge_expired_grants()})["purged"]
+    result = run_job(
+        "purge_expired_grants",
+        lambda: {
+            "purged": services.purge_expired_grants(),
+            "credentials_expired": services.record_credential_expiries(),
+        },
+    )
+    return result["purged"]
+
+
+@shared_task(name="accounts.tasks.sync_htpasswd", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
+def sync_htpasswd() -> int:
+    """Safety net: rewrite htpasswd files (also drops robots whose expiry has passed)."""
+    return htpasswd.sync_all()

@@ -17,12 +17,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.access import ANONYMOUS, subject_for_user
-from accounts.credentials import check_password
+from accounts.identity import Failure, Identity, identify
 from accounts.keys import current_signer
-from accounts.models import Registry, Repository, User
+from accounts.models import Registry, Repository
 from accounts.permissions import ACTIONS, Subject, allowed_actions, catalog_allowed
-from accounts.refresh import new_refresh_token, user_for_refresh_token
 from accounts.scopes import Scope, ScopeError, parse_scopes
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
@@ -69,27 +67,30 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
         scopes = parse_scopes(request.scopes)
     except ScopeError as exc:
         return _refuse(400, "invalid", str(exc), context, request, actor)
-    user, refresh, failure = _authenticate(request)
-    if failure:
-        return _refuse(401, "auth_failed", failure, context, request, actor, scopes=scopes)
-    subject = subject_for_user(user) if user else ANONYMOUS
-    access = _decide(subject, scopes, registry.service)
-    return _grant(request, context, registry, user, subject, scopes, access, refresh)
-
-
-def _authenticate(request: TokenRequest) -> tuple[User | None, str | None, str]:
-    """(user, refresh token to return, failure reason). Anonymous is (None, None, "")."""
-    if request.grant_type == "refresh_token":
-        user = user_for_refresh_token(request.refresh_token or "", request.service)
-        return (user, request.refresh_token, "") if user else (None, None, "invalid or revoked refresh token")
-    if request.username is None:
-        return None, None, ""
-    result = check_password(request.username, request.password or "")
-    if not result.ok:
-        text = "user is inactive" if result.reason == "inactive" else "bad username or password"
-        return None, None, text
-    refresh = new_refresh_token(result.user, request.service, request.client_id) if request.offline else None
-    return result.user, refresh, ""
+    identity = identify(
+        request.username,
+        request.password or "",
+        grant_type=request.grant_type,
+        refresh_token=request.refresh_token,
+        service=request.service,
+        offline=request.offline,
+        client_id=request.client_id,
+        context=context,
+    )
+    if isinstance(identity, Failure):
+        return _refuse(
+            401,
+            "auth_failed",
+            identity.reason,
+            context,
+            request,
+            actor,
+            scopes=scopes,
+            subject_type=identity.subject_type,
+            credential=identity.credential,
+        )
+    access = _decide(identity.subject, scopes, registry.service)
+    return _grant(request, context, registry, identity, scopes, access)
 
 
 def _decide(subject: Subject, scopes: list[Scope], service: str) -> list[dict[str, Any]]:
@@ -146,17 +147,15 @@ def _grant(
     request: TokenRequest,
     context: AuditContext,
     registry: Registry,
-    user: User | None,
-    subject: Subject,
+    identity: Identity,
     scopes: list[Scope],
     access: list[dict[str, Any]],
-    refresh: str | None,
 ) -> TokenOutcome:
     now = int(timezone.now().timestamp())
     jti = uuid.uuid4().hex
     claims = {
         "iss": settings.TOKEN_ISSUER,
-        "sub": user.username if user else "",
+        "sub": identity.actor,
         "aud": registry.service,
         "exp": now + settings.TOKEN_TTL,
         "nbf": now - NBF_BACKDATE,
@@ -165,11 +164,13 @@ def _grant(
         "access": _claim_access(access),
     }
     detail = {"method": request.method, "jti": jti, "grant_type": request.grant_type or "basic"}
-    if request.account and user and request.account != user.username:
+    if identity.credential:
+        detail["credential"] = identity.credential
+    if request.account and identity.actor and request.account != identity.actor:
         detail["account_hint_ignored"] = request.account[:150]
     actor_context = AuditContext(
-        actor=user.username if user else "",
-        actor_id=user.pk if user else None,
+        actor=identity.actor,
+        actor_id=identity.actor_id,
         ip=context.ip,
         user_agent=context.user_agent,
         request_id=context.request_id,
@@ -179,7 +180,7 @@ def _grant(
         Kind.ACCESS,
         _outcome(access),
         actor_context,
-        subject_type=SubjectType.USER if user else SubjectType.ANONYMOUS,
+        subject_type=identity.subject_type,
         registry=registry.service,
         repository=_first_repository(scopes),
         actions=access,
@@ -195,8 +196,8 @@ def _grant(
     }
     if request.grant_type:
         body["scope"] = " ".join(_scope_text(e) for e in access)
-    if refresh:
-        body["refresh_token"] = refresh
+    if identity.refresh_token:
+        body["refresh_token"] = identity.refresh_token
     return TokenOutcome(200, body)
 
 
@@ -225,12 +226,16 @@ def _refuse(
     actor: str,
     *,
     scopes: list[Scope] | None = None,
+    subject_type: str = SubjectType.USER,
+    credential: str = "",
 ) -> TokenOutcome:
     requested = [
         {"type": s.type, "name": s.name, "requested": list(s.actions), "granted": [], "denied": list(s.actions)}
         for s in scopes or []
     ]
     detail = {"method": request.method, "reason": reason, "grant_type": request.grant_type or "basic"}
+    if credential:
+        detail["credential"] = credential
     actor_context = AuditContext(
         actor=actor, ip=context.ip, user_agent=context.user_agent, request_id=context.request_id
     )
@@ -240,14 +245,17 @@ def _refuse(
             Kind.ACCESS,
             outcome,
             actor_context,
-            subject_type=SubjectType.USER if actor else SubjectType.ANONYMOUS,
-            registry=request.service[:255] if outcome != "invalid" else request.service[:100],
+            subject_type=subject_type if actor else SubjectType.ANONYMOUS,
+            registry=request.service[:100],
             repository=_first_repository(scopes or []),
             actions=requested,
             detail=detail,
         )
-    code = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED"}[status]
-    return TokenOutcome(status, {"errors": [{"code": code, "message": reason}]}, challenge=status == 401)
+    if status == 401:
+        # Unknown users, wrong secrets, expired or revoked credentials: one answer for all.
+        message = "authentication failed"
+        return TokenOutcome(status, {"errors": [{"code": "UNAUTHORIZED", "message": message}]}, challenge=True)
+    return TokenOutcome(status, {"errors": [{"code": "INVALID_REQUEST", "message": reason}]})
 
 
 def _containerd_retry_of(request: TokenRequest, context: AuditContext, outcome: str) -> int | None:

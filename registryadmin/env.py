@@ -127,3 +127,17 @@ def read_or_create_secret(path: Path, nbytes: int = 48) -> str:
     if not value:
         raise ImproperlyConfigured(f"{path} exists but is empty; delete it or put a secret in it.")
     return value
+
+
+def envfilemode(name: str, default: int) -> int:
+    """An octal file mode such as 0640; world access is refused (the file holds password hashes)."""
+    value = _raw(name)
+    if not value:
+        return default
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an octal file mode such as 0640.") from None
+    if mode & 0o007 or not 0 < mode <= 0o777:
+        raise ImproperlyConfigured(f"{name}={value!r} must not give others any access (e.g. 0640 or 0600).")
+    return mode

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from registryadmin.env import (
     envbool,
     envchoice,
+    envfilemode,
     envint,
     envlist,
     envnetworks,
@@ -47,6 +48,10 @@ TOKEN_ISSUER = envstr("TOKEN_ISSUER", "registryadmin")
 TOKEN_TTL = envint("TOKEN_TTL", 300, minimum=60, maximum=86400)
 REFRESH_TOKEN_TTL = envint("REFRESH_TOKEN_TTL", 30 * 86400, minimum=300)
 
+# htpasswd mode: the registry runs bcrypt on every request, so the cost is a trade-off.
+HTPASSWD_BCRYPT_COST = envint("HTPASSWD_BCRYPT_COST", 10, minimum=4, maximum=15)
+HTPASSWD_GROUP = envstr("HTPASSWD_GROUP", "")
+HTPASSWD_MODE = envfilemode("HTPASSWD_MODE", 0o640)
 ADMIN_USERNAME = envstr("ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = envsecret("ADMIN_PASSWORD")
 # migrate creates the first admin and the default registry row; tests turn it off.
@@ -190,6 +195,11 @@ def _crontab(name: str, default: str) -> crontab:
 
 
 CELERY_BEAT_SCHEDULE = {
+    "sync-htpasswd": {
+        "task": "accounts.tasks.sync_htpasswd",
+        "schedule": _crontab("SCHEDULE_SYNC_HTPASSWD", "* * * * *"),
+        "options": {"expires": 50},
+    },
     "purge-expired-grants": {
         "task": "accounts.tasks.purge_expired_grants",
         "schedule": _crontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),

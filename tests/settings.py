@@ -26,3 +26,4 @@ STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
+HTPASSWD_BCRYPT_COST = 4  # the registry accepts any cost; tests need speed

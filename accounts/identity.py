@@ -1,0 +1,125 @@
+"""Who is asking at the token endpoint: a user (password), a robot, a personal access token, or nobody.
+
+Every path answers with an ``Identity`` or a ``Failure``; the failure's
+``reason`` is for the audit record only: clients always hear the same thing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Model
+from django.utils import timezone
+
+from accounts.access import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
+from accounts.credentials import check_password
+from accounts.models import PersonalAccessToken, Robot, User
+from accounts.permissions import Subject
+from accounts.refresh import new_refresh_token, user_for_refresh_token
+from accounts.secret_hash import hash_candidates
+from accounts.services import ROBOT_PREFIX, TOKEN_PREFIX
+from audit.context import AuditContext
+from audit.models import Kind, SubjectType
+from audit.services import record
+
+ROBOT_LOGIN = "robot$"
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Identity:
+    subject: Subject
+    subject_type: str
+    actor: str = ""
+    actor_id: int | None = None
+    credential: str = ""
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    subject_type: str = SubjectType.USER
+    credential: str = ""
+
+
+ANONYMOUS_IDENTITY = Identity(ANONYMOUS, SubjectType.ANONYMOUS)
+
+
+def identify(
+    username: str | None,
+    password: str,
+    *,
+    grant_type: str,
+    refresh_token: str | None,
+    service: str,
+    offline: bool,
+    client_id: str,
+    context: AuditContext,
+) -> Identity | Failure:
+    if grant_type == "refresh_token":
+        user = user_for_refresh_token(refresh_token or "", service)
+        if user is None:
+            return Failure("invalid, expired or revoked refresh token")
+        return _user_identity(user, refresh_token=refresh_token)
+    if username is None:
+        return ANONYMOUS_IDENTITY
+    if username.startswith(ROBOT_LOGIN) or password.startswith(ROBOT_PREFIX):
+        return _robot(username, password, context)
+    if password.startswith(TOKEN_PREFIX):
+        return _access_token(username, password, context)
+    result = check_password(username, password)
+    if not result.ok:
+        return Failure("user is inactive" if result.reason == "inactive" else "bad username or password")
+    refresh = new_refresh_token(result.user, service, client_id) if offline else None
+    return _user_identity(result.user, refresh_token=refresh)
+
+
+def _user_identity(user: User, *, refresh_token: str | None) -> Identity:
+    return Identity(subject_for_user(user), SubjectType.USER, user.username, user.pk, refresh_token=refresh_token)
+
+
+def _robot(username: str, secret: str, context: AuditContext) -> Identity | Failure:
+    robot = Robot.objects.select_related("team").filter(secret_hash__in=hash_candidates(secret)).first()
+    if robot is None or not hmac.compare_digest(robot.login_name.encode(), username.encode()):
+        return Failure("bad robot name or secret", SubjectType.ROBOT)
+    now = timezone.now()
+    refusal = robot.refusal(now)
+    if refusal:
+        return Failure(f"robot {robot.login_name} {refusal}", SubjectType.ROBOT, robot.login_name)
+    _touch(robot, now, context, robot.login_name)
+    return Identity(subject_for_robot(robot), SubjectType.ROBOT, robot.login_name, credential=robot.login_name)
+
+
+def _access_token(username: str, secret: str, context: AuditContext) -> Identity | Failure:
+    token = PersonalAccessToken.objects.select_related("user").filter(secret_hash__in=hash_candidates(secret)).first()
+    if token is None or not hmac.compare_digest(token.user.username.encode(), username.encode()):
+        return Failure("bad username or token", SubjectType.TOKEN)
+    label = f"{token.user.username}/{token.name}"
+    now = timezone.now()
+    refusal = token.refusal(now)
+    if refusal:
+        return Failure(f"token {label} {refusal}", SubjectType.TOKEN, label)
+    if not token.user.is_active:
+        return Failure(f"user is inactive (token {label})", SubjectType.TOKEN, label)
+    _touch(token, now, context, label)
+    return Identity(subject_for_token(token), SubjectType.TOKEN, token.user.username, token.user.pk, credential=label)
+
+
+def _touch(credential: Robot | PersonalAccessToken, now: datetime, context: AuditContext, label: str) -> None:
+    """Keep last-used time and address without a write on every request (at most once a minute)."""
+    last = credential.last_used_at
+    if last is not None and now - last < TOUCH_EVERY:
+        return
+    model: type[Model] = type(credential)
+    model.objects.filter(pk=credential.pk).update(last_used_at=now, last_used_ip=context.ip)
+    if last is None:
+        record(
+            Kind.CREDENTIAL,
+            "success",
+            context,
+            subject_type=SubjectType.SYSTEM,
+            detail={"action": "credential.first_use", "credential": label},
+        )
