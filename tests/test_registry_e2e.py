@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from accounts import services
-from accounts.models import Registry, Repository
+from accounts.models import PersonalAccessToken, Registry, Repository, Robot
 from audit.models import AuditRecord
 from tests.conftest import PASSWORD, SYSTEM, make_user
 from tests.e2e_stack import AppServer, eventually, registry_for
@@ -164,3 +164,37 @@ def test_rotation_needs_no_registry_restart_and_the_preflight_refuses_a_second_o
     eventually(lambda: skopeo.inspect("web/app", "v1", creds("carol")).ok, timeout=10, what="pull after 2nd rotation")
     assert AuditRecord.objects.filter(kind="credential", detail__action="signing_key.rotate").count() == 2
     assert Registry.objects.get().url == registry.url
+
+
+def test_a_robot_pushes_from_ci_and_a_personal_token_pulls_until_revoked(
+    stack: tuple[AppServer, RegistryServer], image: OciImage
+) -> None:
+    app, registry = stack
+    out = app.manage("create_robot", "web", "ci", "--grant", "web/**:write").stdout
+    robot = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert robot["username"] == "robot$web+ci"
+    robot_creds = (robot["username"], robot["secret"])
+    skopeo = Skopeo(registry.host)
+    skopeo.copy_to(image, "web/app", "ci-1", robot_creds).check()
+    assert not skopeo.delete("web/app", "ci-1", robot_creds).ok  # write, not admin
+    assert not skopeo.copy_to(image, "ops/app", "ci-1", robot_creds).ok
+    eventually(
+        lambda: AuditRecord.objects.filter(kind="registry_event", outcome="push", actor="robot$web+ci").exists(),
+        what="the robot's push event",
+    )
+    token = app.manage("create_token", "carol", "laptop", "--read-only").stdout.strip()
+    skopeo.inspect("web/app", "ci-1", ("carol", token)).check()
+    assert not skopeo.copy_to(image, "web/app", "carol", ("carol", token)).ok
+    require_binary("ctr")
+    require_root()
+    with Containerd() as ctr:
+        ctr.pull(f"{registry.host}/web/app:ci-1", ("carol", token)).check()
+        ctr.tag(f"{registry.host}/web/app:ci-1", f"{registry.host}/web/ctr:ci")
+        ctr.push(f"{registry.host}/web/ctr:ci", robot_creds).check()
+    services.revoke_access_token(PersonalAccessToken.objects.get(name="laptop"), context=SYSTEM)
+    services.revoke_robot(Robot.objects.get(name="ci"), context=SYSTEM)
+    assert skopeo.inspect("web/app", "ci-1", ("carol", token)).auth_refused
+    assert skopeo.copy_to(image, "web/app", "ci-2", robot_creds).auth_refused
+    failures = AuditRecord.objects.filter(kind="access", outcome="auth_failed")
+    assert failures.filter(detail__credential="robot$web+ci").exists()
+    assert failures.filter(detail__credential="carol/laptop").exists()
