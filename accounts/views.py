@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -17,7 +19,8 @@ from accounts.permissions import describe_access
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """What the signed-in user may pull, push and delete, and why (from the engine)."""
-    subject = subject_for_user(request.user)
-    entries = describe_access(subject, now=timezone.now())
+    now = timezone.now()
+    entries = describe_access(subject_for_user(request.user), now=now)
     public = Repository.objects.filter(public=True).select_related("registry")
-    return render(request, "accounts/home.html", {"entries": entries, "public_repositories": public})
+    context = {"entries": entries, "public_repositories": public, "soon": now + timedelta(days=7)}
+    return render(request, "accounts/home.html", context)

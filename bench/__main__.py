@@ -50,6 +50,8 @@ for i in range(20):
     services.create_grant(user, f"other{{i}}/*", "read", context=ctx)
 services.create_registry("registry", context=ctx)
 ensure_keys()
+robot, secret = services.create_robot(team, "ci", grants=[("bench/**", "write")], context=ctx)
+print(secret)
 """
 
 
@@ -95,8 +97,8 @@ def gunicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.
     return process
 
 
-def wrk(url: str, work: Path) -> dict[str, float]:
-    auth = base64.b64encode(f"bench:{PASSWORD}".encode()).decode()
+def wrk(url: str, work: Path, creds: str = f"bench:{PASSWORD}") -> dict[str, float]:
+    auth = base64.b64encode(creds.encode()).decode()
     script = work / "auth.lua"
     script.write_text(f'wrk.headers["Authorization"] = "Basic {auth}"\n')
     result = subprocess.run(
@@ -158,12 +160,15 @@ def bench_app(work: Path, database_url: str, label: str) -> dict[str, float]:
     port = free_port()
     env = app_env(work, database_url, port)
     run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env)
-    run([sys.executable, "manage.py", "shell", "-v0", "-c", SETUP.format(pw=PASSWORD)], env)
+    robot_secret = run([sys.executable, "manage.py", "shell", "-v0", "-c", SETUP.format(pw=PASSWORD)], env).stdout
     server = gunicorn("registryadmin.wsgi:application", port, env, work / f"{label}.log")
     try:
         url = f"http://127.0.0.1:{port}/auth/token?service=registry&scope={quote('repository:bench/app:pull,push')}"
         wrk(url, work)  # warm-up: credential cache, signer, connections
         result = wrk(url, work)
+        robot = wrk(url, work, f"robot$bench+ci:{robot_secret.strip()}")
+        result["robot_tokens_per_s"] = robot["tokens_per_s"]
+        result["robot_p50_ms"] = robot["p50_ms"]
         if label == "sqlite":
             result["inspect_ms"] = inspect_through(work, env)
         return result

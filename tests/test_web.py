@@ -155,3 +155,15 @@ def test_createsuperuser_goes_through_the_services(monkeypatch: pytest.MonkeyPat
     call_command("createsuperuser", "--username", "root", "--noinput")
     assert User.objects.get(username="root").is_superuser
     assert AuditRecord.objects.filter(detail__action="user.create", actor="manage.py createsuperuser").exists()
+
+
+def test_my_access_flags_grants_expiring_within_a_week(carol: User) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.create_grant(carol, "web/app", "read", expires_at=timezone.now() + timedelta(days=2), context=SYSTEM)
+    services.create_grant(carol, "web/later", "read", expires_at=timezone.now() + timedelta(days=30), context=SYSTEM)
+    page = signed_in(carol).get("/").content.decode()
+    assert page.count('class="soon"') == 1
+    assert "UTC" in page
