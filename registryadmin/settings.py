@@ -165,13 +165,14 @@ CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
 _queue_dir = DATA_DIR / "celery" / "queue"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _folder in (_queue_dir, DATA_DIR / "celery" / "processed"):
+    for _folder in (_queue_dir, DATA_DIR / "celery" / "processed", DATA_DIR / "celery" / "control"):
         _folder.mkdir(parents=True, exist_ok=True)  # kombu does not create them
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
         "store_processed": False,
+        "control_folder": str(DATA_DIR / "celery" / "control"),  # kombu's default is ./control
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
