@@ -13,7 +13,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from accounts import services
-from accounts.models import Grant, Membership, Registry, Repository, Team, User
+from accounts.models import (
+    Grant,
+    Membership,
+    PersonalAccessToken,
+    Registry,
+    Repository,
+    Robot,
+    SigningKey,
+    Team,
+    User,
+)
 from audit.context import AuditContext
 
 
@@ -64,6 +74,12 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     readonly_fields = ("last_login", "date_joined")
+    actions = ["delete_selected", "revoke_refresh_tokens"]
+
+    @admin.action(description="Revoke refresh tokens (sign out of docker login)")
+    def revoke_refresh_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
+        total = sum(services.revoke_user_refresh_tokens(user, context=_ctx(request)) for user in queryset)
+        messages.success(request, f"Revoked {total} refresh token(s).")
 
     def create(self, request: HttpRequest, obj: User, form: Any) -> User:
         password = form.cleaned_data.get("password1") if form.cleaned_data.get("usable_password", True) else None
@@ -191,3 +207,80 @@ class GrantAdmin(ServiceAdmin):
 
     def remove(self, request: HttpRequest, obj: Grant) -> None:
         services.revoke_grant(obj, context=_ctx(request))
+
+
+@admin.register(Robot)
+class RobotAdmin(ServiceAdmin):
+    """Robots are created (secret shown once) and revoked here; never edited."""
+
+    list_display = ("__str__", "team", "expires_at", "revoked_at", "last_used_at", "last_used_ip")
+    list_select_related = ("team",)
+    fields = ("team", "name", "description", "expires_at")
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Robot | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Robot | None = None) -> bool:
+        return False  # revoke instead: the audit trail names the robot
+
+    def create(self, request: HttpRequest, obj: Robot, form: Any) -> Robot:
+        robot, secret = services.create_robot(
+            obj.team, obj.name, expires_at=obj.expires_at, description=obj.description, context=_ctx(request)
+        )
+        messages.warning(request, f"Secret for {robot.login_name} (shown only now): {secret}")
+        return robot
+
+    @admin.action(description="Revoke the selected robots")
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for robot in queryset.select_related("team"):
+            services.revoke_robot(robot, context=_ctx(request))
+
+
+@admin.register(PersonalAccessToken)
+class PersonalAccessTokenAdmin(ServiceAdmin):
+    list_display = ("__str__", "read_only", "patterns", "expires_at", "revoked_at", "last_used_at")
+    list_select_related = ("user",)
+    fields = ("user", "name", "read_only", "patterns", "expires_at")
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: PersonalAccessToken | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: PersonalAccessToken | None = None) -> bool:
+        return False
+
+    def create(self, request: HttpRequest, obj: PersonalAccessToken, form: Any) -> PersonalAccessToken:
+        token, secret = services.create_access_token(
+            obj.user,
+            obj.name,
+            read_only=obj.read_only,
+            patterns=obj.patterns or [],
+            expires_at=obj.expires_at,
+            context=_ctx(request),
+        )
+        messages.warning(request, f"Token {token} (shown only now): {secret}")
+        return token
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for token in queryset.select_related("user"):
+            services.revoke_access_token(token, context=_ctx(request))
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """Read-only: rotate with `manage.py rotate_signing_key` (it runs the preflight)."""
+
+    list_display = ("kid", "state", "created_at", "activated_at", "not_after")
+    fields = ("kid", "state", "created_at", "activated_at", "retired_at", "not_after", "certificate")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SigningKey | None = None) -> bool:
+        return False

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.access import subject_for_user
-from accounts.models import Repository
+from accounts.models import AuthMode, Registry, Repository
 from accounts.permissions import describe_access
 
 
@@ -22,5 +22,11 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     entries = describe_access(subject_for_user(request.user), now=now)
     public = Repository.objects.filter(public=True).select_related("registry")
-    context = {"entries": entries, "public_repositories": public, "soon": now + timedelta(days=7)}
+    htpasswd_registries = Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True)
+    context = {
+        "entries": entries,
+        "public_repositories": public,
+        "soon": now + timedelta(days=7),
+        "htpasswd_registries": list(htpasswd_registries),
+    }
     return render(request, "accounts/home.html", context)

@@ -167,3 +167,44 @@ def test_my_access_flags_grants_expiring_within_a_week(carol: User) -> None:
     page = signed_in(carol).get("/").content.decode()
     assert page.count('class="soon"') == 1
     assert "UTC" in page
+
+
+def test_admin_creates_a_robot_showing_the_secret_once(ada: User, web: Team) -> None:
+    client = signed_in(ada)
+    response = client.post(reverse("admin:accounts_robot_add"), {"team": web.pk, "name": "ci"}, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("rgb_" in m and "robot$web+ci" in m for m in shown)
+    assert AuditRecord.objects.filter(detail__action="robot.create").exists()
+    response = client.post(
+        reverse("admin:accounts_robot_changelist"), {"action": "revoke", "_selected_action": [web.robots.get().pk]}
+    )
+    assert response.status_code == 302
+    assert web.robots.get().revoked_at is not None
+
+
+def test_admin_revokes_refresh_tokens(ada: User, carol: User) -> None:
+    from accounts.refresh import new_refresh_token
+
+    new_refresh_token(carol, "registry", "docker")
+    response = signed_in(ada).post(
+        reverse("admin:accounts_user_changelist"), {"action": "revoke_refresh_tokens", "_selected_action": [carol.pk]}
+    )
+    assert response.status_code == 302
+    assert not carol.refresh_tokens.filter(revoked_at__isnull=True).exists()
+    assert AuditRecord.objects.filter(detail__action="user.revoke_refresh_tokens").exists()
+
+
+def test_signing_keys_are_read_only_in_the_admin(ada: User) -> None:
+    from accounts.keys import ensure_keys
+
+    ensure_keys()
+    client = signed_in(ada)
+    assert client.get(reverse("admin:accounts_signingkey_changelist")).status_code == 200
+    assert client.get(reverse("admin:accounts_signingkey_add")).status_code == 403
+
+
+def test_my_access_says_grants_are_not_enforced_in_htpasswd_mode(carol: User) -> None:
+    services.create_registry("legacy", auth_mode="htpasswd", context=SYSTEM)
+    page = signed_in(carol).get("/").content.decode()
+    assert "not enforced in this mode" in page
+    assert "legacy" in page
