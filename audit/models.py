@@ -59,6 +59,10 @@ class AuditRecord(models.Model):
     repository = models.CharField(max_length=255, blank=True)
     actions = models.JSONField(default=list, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # Tamper evidence: ``segment`` is "<kind>:<UTC day>" (the unit of retention and of
+    # chaining); ``mac`` is an HMAC of the frozen fields under AUDIT_HMAC_KEY, made at write.
+    segment = models.CharField(max_length=40, blank=True)
+    mac = models.CharField(max_length=64, blank=True)
 
     objects = AuditRecordQuerySet.as_manager()
 
@@ -70,6 +74,7 @@ class AuditRecord(models.Model):
             models.Index(fields=["actor", "time"], name="audit_actor_time"),
             models.Index(fields=["repository", "time"], name="audit_repo_time"),
             models.Index(fields=["outcome", "time"], name="audit_outcome_time"),
+            models.Index(fields=["segment", "id"], name="audit_segment_id"),
         ]
 
     def __str__(self) -> str:
@@ -111,3 +116,94 @@ class BlobEventCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.registry}/{self.repository} {self.action}: {self.count}"
+
+
+class AuditSeal(models.Model):
+    """A record's place in its segment's hash chain, written by the sealer shortly after commit.
+
+    ``chain`` = HMAC(key, previous chain + record mac + seq): removing, reordering or
+    re-inserting records breaks it; nobody without AUDIT_HMAC_KEY can re-seal.
+    """
+
+    record_id = models.BigIntegerField(primary_key=True)
+    segment = models.CharField(max_length=40)
+    seq = models.BigIntegerField()
+    chain = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "seq"], name="audit_seal_segment_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.segment}#{self.seq}"
+
+
+class AuditSegment(models.Model):
+    """The head of one segment's chain; a dropped segment keeps a keyed checkpoint of what went."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    count = models.BigIntegerField(default=0)
+    head = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    dropped_at = models.DateTimeField(null=True, blank=True)
+    checkpoint = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditVerification(models.Model):
+    """One run of verify_audit: shown to auditors and admins."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20)  # intact | tampered | error
+    checked = models.BigIntegerField(default=0)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class AuditRollup(models.Model):
+    """Counts per hour for charts and top lists, kept current by the sealer (each record once)."""
+
+    hour = models.DateTimeField()
+    kind = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20)
+    registry = models.CharField(max_length=255, blank=True)
+    repository = models.CharField(max_length=255, blank=True)
+    actor = models.CharField(max_length=255, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["hour", "kind"], name="audit_rollup_hour_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.kind} {self.outcome}: {self.count}"
+
+
+class AuditExport(models.Model):
+    """A large export running as a Celery job, with progress; the file lands under DATA_DIR."""
+
+    requested_by = models.CharField(max_length=255)
+    requested_by_id = models.BigIntegerField(null=True, blank=True)
+    filters = models.JSONField(default=dict)
+    format = models.CharField(max_length=8)
+    status = models.CharField(max_length=12, default="queued")  # queued | running | done | failed
+    rows = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(null=True, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} ({self.format}, {self.status})"
