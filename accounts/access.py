@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
@@ -26,29 +26,33 @@ def grant_data(grant: Grant, *, user_name: str | None = None, team_name: str | N
     )
 
 
-_GRANT_COLUMNS = ("id", "pattern", "role", "registry__service", "expires_at", "user_id", "team_id", "managed_by__name")
+_GRANT_COLUMNS = ("id", "pattern", "role", "registry__service", "expires_at", "team_id", "managed_by__name")
 
 
-def subject_for_user(user: User) -> Subject:
-    """The engine's view of a user: flags, teams and every grant that could apply (2 queries).
-
-    Plain tuples instead of model instances: this runs on every token request.
-    """
-    teams = dict(user.memberships.order_by().values_list("team_id", "team__name"))
-    rows = Grant.objects.filter(Q(user=user) | Q(team_id__in=list(teams))).order_by().values_list(*_GRANT_COLUMNS)
-    grants = tuple(
+def _grant_rows(grants: QuerySet[Grant], *, owner: str, teams: dict[int, str]) -> tuple[GrantData, ...]:
+    """Grants as the engine's plain data, read as tuples (this runs on every token request)."""
+    return tuple(
         GrantData(
             id=gid,
             pattern=pattern,
             role=role,
             registry=registry,
             expires_at=expires_at,
-            user=user.username if user_id else None,
+            user=owner if team_id is None else None,
             team=teams.get(team_id) if team_id else None,
             managed_by=managed_by,
         )
-        for gid, pattern, role, registry, expires_at, user_id, team_id, managed_by in rows
+        for gid, pattern, role, registry, expires_at, team_id, managed_by in grants.order_by().values_list(
+            *_GRANT_COLUMNS
+        )
     )
+
+
+def subject_for_user(user: User) -> Subject:
+    """The engine's view of a user: flags, teams and every grant that could apply (2 queries)."""
+    teams = dict(user.memberships.order_by().values_list("team_id", "team__name"))
+    rows = Grant.objects.filter(Q(user=user) | Q(team_id__in=list(teams)))
+    grants = _grant_rows(rows, owner=user.username, teams=teams)
     return Subject(
         kind="user",
         name=user.username,
@@ -63,19 +67,7 @@ def subject_for_user(user: User) -> Subject:
 def subject_for_robot(robot: Robot) -> Subject:
     """A robot's own grants, capped by what its team holds now (re-read on every request)."""
     name = robot.login_name
-    rows = Grant.objects.filter(robot=robot).order_by().values_list(*_GRANT_COLUMNS)
-    grants = tuple(
-        GrantData(
-            id=gid,
-            pattern=pattern,
-            role=role,
-            registry=registry,
-            expires_at=expires_at,
-            user=name,
-            managed_by=managed_by,
-        )
-        for gid, pattern, role, registry, expires_at, _user, _team, managed_by in rows
-    )
+    grants = _grant_rows(Grant.objects.filter(robot=robot), owner=name, teams={})
     ceilings = None
     if robot.team_id is not None:
         now = timezone.now()

@@ -209,20 +209,31 @@ class GrantAdmin(ServiceAdmin):
         services.revoke_grant(obj, context=_ctx(request))
 
 
-@admin.register(Robot)
-class RobotAdmin(ServiceAdmin):
-    """Robots are created (secret shown once) and revoked here; never edited."""
+class CredentialAdmin(ServiceAdmin):
+    """Credentials are created (secret shown once) and revoked, never edited or deleted."""
 
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the audit trail keeps naming the credential
+
+    def revoke_one(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
+
+    @admin.action(description="Revoke the selected credentials")
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            self.revoke_one(request, obj)
+
+
+@admin.register(Robot)
+class RobotAdmin(CredentialAdmin):
     list_display = ("__str__", "team", "expires_at", "revoked_at", "last_used_at", "last_used_ip")
     list_select_related = ("team",)
     fields = ("team", "name", "description", "expires_at")
-    actions = ["revoke"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Robot | None = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Robot | None = None) -> bool:
-        return False  # revoke instead: the audit trail names the robot
 
     def create(self, request: HttpRequest, obj: Robot, form: Any) -> Robot:
         robot, secret = services.create_robot(
@@ -231,24 +242,15 @@ class RobotAdmin(ServiceAdmin):
         messages.warning(request, f"Secret for {robot.login_name} (shown only now): {secret}")
         return robot
 
-    @admin.action(description="Revoke the selected robots")
-    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for robot in queryset.select_related("team"):
-            services.revoke_robot(robot, context=_ctx(request))
+    def revoke_one(self, request: HttpRequest, obj: Robot) -> None:
+        services.revoke_robot(obj, context=_ctx(request))
 
 
 @admin.register(PersonalAccessToken)
-class PersonalAccessTokenAdmin(ServiceAdmin):
+class PersonalAccessTokenAdmin(CredentialAdmin):
     list_display = ("__str__", "read_only", "patterns", "expires_at", "revoked_at", "last_used_at")
     list_select_related = ("user",)
     fields = ("user", "name", "read_only", "patterns", "expires_at")
-    actions = ["revoke"]
-
-    def has_change_permission(self, request: HttpRequest, obj: PersonalAccessToken | None = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: PersonalAccessToken | None = None) -> bool:
-        return False
 
     def create(self, request: HttpRequest, obj: PersonalAccessToken, form: Any) -> PersonalAccessToken:
         token, secret = services.create_access_token(
@@ -262,10 +264,8 @@ class PersonalAccessTokenAdmin(ServiceAdmin):
         messages.warning(request, f"Token {token} (shown only now): {secret}")
         return token
 
-    @admin.action(description="Revoke the selected tokens")
-    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for token in queryset.select_related("user"):
-            services.revoke_access_token(token, context=_ctx(request))
+    def revoke_one(self, request: HttpRequest, obj: PersonalAccessToken) -> None:
+        services.revoke_access_token(obj, context=_ctx(request))
 
 
 @admin.register(SigningKey)
