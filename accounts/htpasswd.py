@@ -7,7 +7,9 @@ timestamp tick would otherwise look unchanged. Lock files serialize writers
 across processes (gunicorn workers, Celery, management commands), and a sync
 reads the database only once it holds the lock, so the last file written always
 reflects the last committed change. The file is written after every committed
-change that affects it, and by a periodic task.
+change that affects it, and by a periodic task that rewrites it even when
+nothing changed: a registry that failed to reload the file (unreadable, broken
+by hand) keeps serving its old list until the mtime changes again.
 
 The file always lives at ``path_for(registry)``: that is the copy kept current.
 """
@@ -22,6 +24,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -194,14 +197,31 @@ def sync_all() -> int:
 def sync_after_commit() -> None:
     """Rewrite the files once the current transaction commits (at once outside one).
 
-    Registered once per transaction however many changes it holds (an
-    apply_policy run), and forgotten with it on rollback.
+    Every change registers a callback, so a rollback of one savepoint never
+    drops another's; the callbacks of one transaction share a batch and only
+    the first to run syncs (an apply_policy run writes the file once).
     """
     connection = transaction.get_connection()
     pending = getattr(connection, "run_on_commit", [])
-    if any(entry[1] is _sync_on_commit for entry in pending):
-        return
-    transaction.on_commit(_sync_on_commit)
+    batch = next((e[1].batch for e in pending if isinstance(e[1], _PendingSync) and not e[1].batch.done), None)
+    transaction.on_commit(_PendingSync(batch or _Batch()))
+
+
+@dataclass
+class _Batch:
+    """The syncs one transaction registered; ``done`` once one of them ran."""
+
+    done: bool = False
+
+
+@dataclass
+class _PendingSync:
+    batch: _Batch
+
+    def __call__(self) -> None:
+        if not self.batch.done:
+            self.batch.done = True
+            _sync_on_commit()
 
 
 def _sync_on_commit() -> None:

@@ -276,6 +276,7 @@ def create_registry(service: str, *, context: AuditContext, url: str = "", auth_
     registry.full_clean()
     registry.save()
     record_change(context, "registry.create", service, after={"url": registry.url, "auth_mode": auth_mode})
+    htpasswd.sync_after_commit()  # an htpasswd registry must never find its file missing
     return registry
 
 

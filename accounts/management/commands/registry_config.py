@@ -7,32 +7,51 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import keys, services
+from accounts import htpasswd, keys, services
 from accounts.endpoints import notification_secret
 from accounts.models import AuthMode, Registry
-from accounts.registry_config import default_output_dir, render, token_fragment, write_atomic
+from accounts.registry_config import default_output_dir, notifications, render, token_fragment, write_atomic
 from audit.context import AuditContext
+
+HTPASSWD_WARNINGS = (
+    "# WARNING: htpasswd mode checks passwords only and cannot enforce roles: any valid user can pull, push and "
+    "delete in every repository.",
+    "# WARNING: htpasswd mode has no personal access tokens and no directory (LDAP) logins; robots still work.",
+    "# WARNING: htpasswd mode leaves no record of access attempts: the registry never asks us.",
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Write the certificate bundle (token mode) and print a YAML fragment with `auth` and "
-        "`notifications` to merge into the registry's config.yml. Advice goes to stderr."
+        "Write the files a registry needs and print a YAML fragment with `auth` and `notifications` to merge into "
+        "its config.yml; advice goes to stderr. Token mode writes the certificate bundle (to --output-dir if "
+        "given). htpasswd mode writes the htpasswd file at DATA_DIR/registry/SERVICE/htpasswd, the only copy kept "
+        "current after every change, so --output-dir is refused in htpasswd mode unless it names that directory."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--mode", choices=AuthMode.values, help="switch the registry to this mode first")
         parser.add_argument("--registry", help="registry service name (needed when there are several)")
-        parser.add_argument("--output-dir", type=Path, help="where to write files (default DATA_DIR/registry/SERVICE)")
+        parser.add_argument(
+            "--output-dir",
+            type=Path,
+            help="token mode: where to write the certificate bundle (default DATA_DIR/registry/SERVICE)",
+        )
 
     def handle(self, *args: Any, mode: str | None, registry: str | None, output_dir: Path | None, **_: Any) -> None:
         target = self._registry(registry)
+        if (mode or target.auth_mode) == AuthMode.HTPASSWD:
+            self._refuse_other_htpasswd_dir(target, output_dir)
         context = AuditContext.system("manage.py registry_config")
         if mode and mode != target.auth_mode:
             target = services.update_registry(target, auth_mode=mode, context=context)
             self.stderr.write(f"# registry {target.service} switched to {mode} mode")
         if target.auth_mode == AuthMode.HTPASSWD:
-            raise CommandError("htpasswd mode is not available yet in this version; use --mode token.")
+            self._htpasswd(target, context)
+        else:
+            self._token(target, context, output_dir)
+
+    def _token(self, target: Registry, context: AuditContext, output_dir: Path | None) -> None:
         directory = (output_dir or default_output_dir(target.service)).resolve()
         keys.ensure_keys(context)
         bundle = directory / "token-bundle.pem"
@@ -44,6 +63,41 @@ class Command(BaseCommand):
             " restart the registry after each key rotation"
         )
         self.stdout.write(render(token_fragment(target.service, bundle, secret)), ending="")
+
+    def _htpasswd(self, target: Registry, context: AuditContext) -> None:
+        path = self._write_htpasswd(target)
+        secret = notification_secret(target, context)
+        self.stderr.write(f"# wrote {path}; it is rewritten after every change, the registry reloads it itself")
+        for warning in HTPASSWD_WARNINGS:
+            self.stderr.write(warning)
+        missing = htpasswd.users_without_hash()
+        if missing:
+            self.stderr.write(
+                f"# {len(missing)} users must reset password for htpasswd mode "
+                f"(no bcrypt hash is known for them yet): {', '.join(missing)}"
+            )
+        self.stderr.write("# merge the fragment below into the registry's config.yml (no restart needed later)")
+        self.stdout.write(render(htpasswd_fragment(target.service, path, secret)), ending="")
+
+    def _write_htpasswd(self, target: Registry) -> Path:
+        """Write the file now: a registry started without it invents a user with a random password."""
+        try:
+            path = htpasswd.path_for(target).resolve()
+            htpasswd.sync_all()
+        except (htpasswd.HtpasswdError, OSError) as exc:
+            raise CommandError(f"cannot write the htpasswd file: {exc}") from exc
+        if not path.is_file():
+            raise CommandError(f"the htpasswd file {path} was not written")
+        return path
+
+    def _refuse_other_htpasswd_dir(self, target: Registry, output_dir: Path | None) -> None:
+        """A copy elsewhere would never learn of later changes (a deactivation above all)."""
+        kept = default_output_dir(target.service).resolve()
+        if output_dir is not None and output_dir.resolve() != kept:
+            raise CommandError(
+                f"--output-dir applies to token mode only: in htpasswd mode the file is kept current at "
+                f"{kept / 'htpasswd'}; point the registry at that path (or mount that directory) instead."
+            )
 
     def _registry(self, service: str | None) -> Registry:
         if service:
@@ -60,3 +114,11 @@ class Command(BaseCommand):
 
     def _known(self) -> str:
         return ", ".join(Registry.objects.values_list("service", flat=True)) or "none"
+
+
+def htpasswd_fragment(service: str, path: Path, secret: str) -> dict[str, Any]:
+    """``auth`` + ``notifications`` for a registry that checks passwords in our htpasswd file."""
+    return {
+        "auth": {"htpasswd": {"realm": service or "registry", "path": str(path)}},
+        "notifications": notifications(service, secret),
+    }
