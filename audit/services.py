@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django.utils import timezone
+
+from audit.chain import record_mac, segment_name
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
 
@@ -19,21 +23,32 @@ def record(
     actions: list[dict[str, Any]] | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """Append one record. Never pass a secret in ``detail``."""
-    return AuditRecord.objects.create(
-        kind=kind,
-        outcome=outcome,
-        actor=context.actor[:255],
-        actor_id=context.actor_id,
-        subject_type=subject_type,
-        ip=context.ip or None,
-        user_agent=context.user_agent[:512],
-        request_id=context.request_id[:64],
-        registry=registry[:255],
-        repository=repository[:255],
-        actions=actions or [],
-        detail=detail or {},
-    )
+    """Append one record, with its segment and MAC. Never pass a secret in ``detail``."""
+    time = timezone.now()
+    values: dict[str, Any] = {
+        "time": time,
+        "kind": str(kind),
+        "outcome": str(outcome),
+        "actor": context.actor[:255],
+        "actor_id": context.actor_id,
+        "subject_type": str(subject_type),
+        "ip": context.ip or None,
+        "user_agent": context.user_agent[:512],
+        "request_id": context.request_id[:64],
+        "registry": registry[:255],
+        "repository": repository[:255],
+        "actions": as_stored(actions or []),
+        "detail": as_stored(detail or {}),
+        "segment": segment_name(str(kind), time),
+    }
+    # Made here, before the INSERT and without a query, from exactly what the row will hold.
+    values["mac"] = record_mac(values)
+    return AuditRecord.objects.create(**values)
+
+
+def as_stored(value: Any) -> Any:
+    """A JSON value as the database will give it back (string keys, lists for tuples), so the MAC matches."""
+    return json.loads(json.dumps(value))
 
 
 def record_change(

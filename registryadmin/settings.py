@@ -52,6 +52,17 @@ REFRESH_TOKEN_TTL = envint("REFRESH_TOKEN_TTL", 30 * 86400, minimum=300)
 HTPASSWD_BCRYPT_COST = envint("HTPASSWD_BCRYPT_COST", 10, minimum=4, maximum=15)
 HTPASSWD_GROUP = envstr("HTPASSWD_GROUP", "")
 HTPASSWD_MODE = envfilemode("HTPASSWD_MODE", 0o640)
+# Audit tamper evidence: a key that does not live in the database.
+AUDIT_HMAC_KEY = envsecret("AUDIT_HMAC_KEY") or read_or_create_secret(DATA_DIR / "audit_hmac_key")
+AUDIT_SEAL_LAG = envint("AUDIT_SEAL_LAG", 5, minimum=0, maximum=3600)  # seconds a record waits before sealing
+AUDIT_RETENTION_DAYS = {
+    "access": envint("AUDIT_RETENTION_ACCESS_DAYS", 90, minimum=1),
+    "registry_event": envint("AUDIT_RETENTION_REGISTRY_EVENT_DAYS", 365, minimum=1),
+    "signin": envint("AUDIT_RETENTION_SIGNIN_DAYS", 365, minimum=1),
+    "job": envint("AUDIT_RETENTION_JOB_DAYS", 90, minimum=1),
+    "credential": envint("AUDIT_RETENTION_CREDENTIAL_DAYS", 7 * 365, minimum=1),
+    "admin_change": envint("AUDIT_RETENTION_ADMIN_CHANGE_DAYS", 7 * 365, minimum=1),
+}
 ADMIN_USERNAME = envstr("ADMIN_USERNAME", "admin")
 ADMIN_PASSWORD = envsecret("ADMIN_PASSWORD")
 # migrate creates the first admin and the default registry row; tests turn it off.
@@ -196,6 +207,21 @@ def _crontab(name: str, default: str) -> crontab:
 
 
 CELERY_BEAT_SCHEDULE = {
+    "seal-audit": {
+        "task": "audit.tasks.seal_audit",
+        "schedule": _crontab("SCHEDULE_SEAL_AUDIT", "* * * * *"),
+        "options": {"expires": 50},
+    },
+    "verify-audit": {
+        "task": "audit.tasks.verify_audit",
+        "schedule": _crontab("SCHEDULE_VERIFY_AUDIT", "30 3 * * *"),
+        "options": {"expires": 3600},
+    },
+    "audit-retention": {
+        "task": "audit.tasks.apply_retention",
+        "schedule": _crontab("SCHEDULE_AUDIT_RETENTION", "0 4 * * *"),
+        "options": {"expires": 3600},
+    },
     "sync-htpasswd": {
         "task": "accounts.tasks.sync_htpasswd",
         "schedule": _crontab("SCHEDULE_SYNC_HTPASSWD", "* * * * *"),
