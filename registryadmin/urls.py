@@ -10,5 +10,6 @@ urlpatterns = [
     path("auth/token", token, name="token"),
     path("registry/<str:service>/events", registry_events, name="registry_events"),
     path("admin/", admin.site.urls),
+    path("audit/", include("audit.urls")),
     path("", include("accounts.urls")),
 ]

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from audit.context import AuditContext
 from audit.export import FIELDS
+from audit.models import AuditRecord
 from audit.services import record
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +81,69 @@ def test_a_bad_time_is_a_clear_error(records: None) -> None:
 
 def test_an_empty_log_exports_only_the_csv_header() -> None:
     assert export("--format", "csv").strip() == ",".join(FIELDS)
+
+
+@pytest.fixture
+def more_records(records: None) -> None:
+    """Beyond ``records``: a registry event, an IPv6 source and a robot on another registry."""
+    alice = AuditContext(actor="alice", ip="192.0.2.130")
+    record("registry_event", "push", alice, registry="registry", repository="web/app", detail={"tag": "v1.2"})
+    robot = AuditContext(actor="robot$web+ci", ip="2001:db8::7")
+    pull = {"type": "repository", "name": "web/api", "requested": ["pull"], "granted": ["pull"], "denied": []}
+    record("access", "granted", robot, subject_type="robot", registry="mirror", repository="web/api", actions=[pull])
+
+
+def exported_actors(*args: str) -> list[str]:
+    return [json.loads(line)["actor"] for line in export(*args).splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("args", "actors"),
+    [
+        (["--ip", "192.0.2.7"], ["bob"]),
+        (["--ip", "192.0.2.0/24"], ["bob", "alice"]),
+        (["--ip", "192.0.2.128/25"], ["alice"]),
+        (["--ip", "2001:db8::/48"], ["robot$web+ci"]),
+        (["--registry", "mirror"], ["robot$web+ci"]),
+        (["--registry", "registry"], ["bob", "carol", "alice"]),
+        (["--action", "push"], ["bob", "alice"]),
+        (["--action", "pull"], ["bob", "robot$web+ci"]),
+        (["--action", "delete"], []),
+        (["--robot", "*"], ["robot$web+ci"]),
+        (["--repository", "web/a*"], ["bob", "alice", "robot$web+ci"]),
+        (["--text", "V1.2"], ["alice"]),
+        (["--action", "push", "--ip", "192.0.2.0/25"], ["bob"]),
+    ],
+)
+def test_the_new_flags_mean_what_they_mean_on_the_audit_page(
+    more_records: None, args: list[str], actors: list[str]
+) -> None:
+    assert exported_actors(*args) == actors
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ip", "192.0.2.300"], "--ip: '192.0.2.300' is neither an IP address nor a CIDR range"),
+        (["--repository", "web/a**"], "--repository: 'web/a**' is not a valid pattern"),
+        (["--team", "nobody"], "--team: there is no team named 'nobody'"),
+    ],
+)
+def test_bad_flag_values_are_clear_errors(records: None, args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message.replace("*", r"\*").replace("(", r"\(")):
+        export(*args)
+
+
+def test_the_export_itself_is_recorded_and_left_out_of_its_own_output(records: None) -> None:
+    lines = [json.loads(line) for line in export("--kind", "admin_change", "--format", "jsonl").splitlines()]
+    exported = AuditRecord.objects.filter(detail__action="audit.export").get()
+    assert exported.kind == "admin_change" and exported.actor == "manage.py export_audit"
+    assert exported.subject_type == "system"
+    assert exported.detail == {
+        "action": "audit.export",
+        "filters": {"kind": "admin_change"},
+        "format": "jsonl",
+        "delivery": "command",
+    }
+    assert exported.pk not in {line["id"] for line in lines}
+    assert [line["detail"].get("action") for line in lines] == ["team.create"]

@@ -1,0 +1,17 @@
+"""The audit pages, under /audit/ (auditors and administrators only)."""
+
+from django.urls import path
+
+from audit import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("", views.search, name="search"),
+    path("<int:pk>/", views.record_detail, name="record"),
+    path("export.csv", views.export_download, {"fmt": "csv"}, name="export_csv"),
+    path("export.jsonl", views.export_download, {"fmt": "jsonl"}, name="export_jsonl"),
+    path("exports/", views.exports, name="exports"),
+    path("exports/<int:pk>/", views.export_status, name="export"),
+    path("exports/<int:pk>/download", views.export_file, name="export_file"),
+]

@@ -1,0 +1,255 @@
+"""The audit pages: search, one record (and why it was denied), exports.
+
+Auditors and administrators may read every page; nobody else may see any.
+Nothing here changes state except creating an export job, and every export
+(streamed or a job's file) is itself recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from audit import alerts, exporting
+from audit.charts import attempts_chart, top_lists
+from audit.context import AuditContext
+from audit.filters import ACTIONS, FilterError, keyset_page, parse_cursor, parse_filter
+from audit.models import AuditExport, AuditRecord, AuditVerification, Kind, SubjectType
+
+PAGE_SIZE = 50
+SUGGESTED_OUTCOMES = ("granted", "partial", "denied", "auth_failed", "success", "failure", "error", "push", "pull")
+
+
+def can_read_audit(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and (user.is_superuser or getattr(user, "is_auditor", False)))
+
+
+def audit_reader_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous visitors go to the sign-in page; signed-in users who are neither auditor nor admin get 403."""
+
+    @wraps(view)
+    @login_required
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not can_read_audit(request.user):
+            raise PermissionDenied("only auditors and administrators may read the audit log")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+# --- pages -------------------------------------------------------------------------
+
+
+@require_GET
+@audit_reader_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Filtered records, newest first, 50 a page by keyset; a chart and top lists for the same range."""
+    try:
+        audit_filter = parse_filter(request.GET)
+        cursor = parse_cursor(request.GET.get("cursor"))
+    except FilterError as exc:
+        return _invalid_filter(request, exc)
+    now = timezone.now()
+    records, next_cursor = keyset_page(audit_filter.apply(), cursor, PAGE_SIZE)
+    chart = attempts_chart(audit_filter, now)
+    described = audit_filter.describe()
+    query = urlencode(described)
+    context = {
+        **_header(request, now),
+        "records": records,
+        "chart": chart,
+        "tops": top_lists(chart.window),
+        "query": query,
+        "described": described,
+        "older": f"?{query}&cursor={next_cursor.encode()}" if next_cursor else None,
+        "paged": cursor is not None,
+    }
+    return render(request, "audit/search.html", context)
+
+
+@require_GET
+@audit_reader_required
+def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One record in full; for a refused access attempt, why the rules refuse it today."""
+    entry = get_object_or_404(AuditRecord, pk=pk)
+    now = timezone.now()
+    note, scopes = explain_refusal(entry, now)
+    context = {
+        "record": entry,
+        "detail_json": json.dumps(entry.detail, indent=2, sort_keys=True, ensure_ascii=False),
+        "explained": entry.kind == Kind.ACCESS and entry.outcome in ("denied", "partial"),
+        "explain_note": note,
+        "scopes": scopes,
+        "now": now,
+    }
+    return render(request, "audit/record.html", context)
+
+
+@require_GET
+@audit_reader_required
+def export_download(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The current filter as CSV or JSONL, streamed; too many records for that: offer a job instead."""
+    try:
+        audit_filter = parse_filter(request.GET)
+    except FilterError as exc:
+        return _invalid_filter(request, exc)
+    count = exporting.streamable_count(audit_filter.apply())
+    if count is None:
+        described = audit_filter.describe()
+        context = {"query": urlencode(described), "described": described, "fmt": fmt, "limit": exporting.STREAM_LIMIT}
+        return render(request, "audit/export_too_large.html", context, status=409)
+    lines = exporting.stream(audit_filter, fmt, AuditContext.from_request(request), rows=count)
+    response = StreamingHttpResponse(lines, content_type=exporting.CONTENT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%dT%H%M%SZ}.{fmt}"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@audit_reader_required
+def exports(request: HttpRequest) -> HttpResponse:
+    """GET: recent export jobs. POST: start one for the posted filter and format."""
+    if request.method == "GET":
+        return render(request, "audit/exports.html", {"exports": AuditExport.objects.all()[:50]})
+    try:
+        audit_filter = parse_filter(request.POST)
+        fmt = exporting.parse_format(request.POST.get("format", ""))
+    except FilterError as exc:
+        return _invalid_filter(request, exc)
+    except ValueError as exc:
+        return _invalid_filter(request, FilterError({"format": str(exc)}))
+    export = exporting.start_job(audit_filter, fmt, AuditContext.from_request(request))
+    return redirect("audit:export", pk=export.pk)
+
+
+@require_GET
+@audit_reader_required
+def export_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """A job's status and progress; the page refreshes itself until the job ends."""
+    export = get_object_or_404(AuditExport, pk=pk)
+    context = {
+        "export": export,
+        "percent": exporting.progress_percent(export),
+        "active": export.status in ("queued", "running"),
+        "query": urlencode(export.filters),
+    }
+    response = render(request, "audit/export.html", context)
+    if context["active"]:
+        # The Refresh header (in the HTML standard) reloads the page without any script.
+        response["Refresh"] = "3"
+    return response
+
+
+@require_GET
+@audit_reader_required
+def export_file(request: HttpRequest, pk: int) -> HttpResponse:
+    """A finished job's file; fetching it is recorded like any other export."""
+    export = get_object_or_404(AuditExport, pk=pk, status="done")
+    path = exporting.file_path(export)
+    if not path.is_file():
+        raise Http404("the export file is gone")
+    exporting.record_export(AuditContext.from_request(request), export.filters, export.format, "file", export_id=pk)
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=f"audit-export-{pk}.{export.format}")
+    response["Content-Type"] = exporting.CONTENT_TYPES[export.format]
+    return response
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _header(request: HttpRequest, now: datetime) -> dict[str, Any]:
+    """What every search page shows on top: the last verification, alerts and the filter form."""
+    return {
+        "verification": AuditVerification.objects.order_by("-started_at").first(),
+        "bursts": alerts.failed_login_bursts(now=now),
+        "burst_minutes": int(alerts.WINDOW.total_seconds() // 60),
+        "form": request.GET,
+        "kinds": Kind.choices,
+        "action_choices": [(action, action) for action in ACTIONS],
+        "outcomes": SUGGESTED_OUTCOMES,
+    }
+
+
+def _invalid_filter(request: HttpRequest, error: FilterError) -> HttpResponse:
+    """The search page with the form's errors, and a 400: never a 500 for a bad value."""
+    context = {**_header(request, timezone.now()), "errors": error.errors, "form": request.GET or request.POST}
+    return render(request, "audit/search.html", context, status=400)
+
+
+@dataclass(frozen=True)
+class ScopeExplanation:
+    """One refused scope of an access attempt, explained by the engine as the rules stand now."""
+
+    name: str
+    denied: list[str]
+    allowed_now: list[str]
+    missing: str
+    reasons: list[str]
+
+
+def explain_refusal(entry: AuditRecord, now: datetime) -> tuple[str, list[ScopeExplanation]]:
+    """A note (e.g. "the user no longer exists") and one explanation per refused repository scope."""
+    if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial"):
+        return "", []
+    from accounts.access import is_public
+    from accounts.permissions import ACTIONS as ORDER
+    from accounts.permissions import decide, explain_missing
+
+    subject, note = _subject_for(entry)
+    if subject is None:
+        return note, []
+    explained = []
+    for scope in entry.actions if isinstance(entry.actions, list) else []:
+        if not isinstance(scope, dict) or scope.get("type") != "repository" or not scope.get("denied"):
+            continue
+        name, denied = str(scope.get("name", "")), [str(action) for action in scope["denied"]]
+        decision = decide(subject, name, registry=entry.registry, public=is_public(name, entry.registry), now=now)
+        allowed = [action for action in ORDER if action in decision.actions]
+        missing = explain_missing(decision, denied) or "the rules now allow it"
+        explained.append(ScopeExplanation(name, denied, allowed, missing, [r.text for r in decision.reasons]))
+    return note, explained
+
+
+def _subject_for(entry: AuditRecord) -> tuple[Any, str]:
+    """The engine's subject for the record's actor as it exists today, or None and why not."""
+    from accounts.access import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
+    from accounts.models import PersonalAccessToken, Robot, User
+
+    if entry.subject_type == SubjectType.ANONYMOUS or not entry.actor:
+        return ANONYMOUS, ""
+    if entry.subject_type == SubjectType.ROBOT:
+        robot = _robot_named(Robot, entry.actor)
+        return (subject_for_robot(robot), "") if robot else (None, f"robot {entry.actor} no longer exists.")
+    if entry.subject_type == SubjectType.TOKEN:
+        detail = entry.detail if isinstance(entry.detail, dict) else {}
+        owner, _, name = str(detail.get("credential", "")).partition("/")
+        token = PersonalAccessToken.objects.select_related("user").filter(user__username=owner, name=name).first()
+        if token is not None:
+            return subject_for_token(token), ""
+    users = User.objects.filter(pk=entry.actor_id) if entry.actor_id else User.objects.filter(username=entry.actor)
+    user = users.first()
+    if user is None:
+        return None, f"user {entry.actor} no longer exists."
+    note = "" if entry.subject_type != SubjectType.TOKEN else "the token no longer exists; explained for its user."
+    return subject_for_user(user), note
+
+
+def _robot_named(robot_model: Any, login_name: str) -> Any:
+    """The robot behind ``robot$name`` or ``robot$team+name``."""
+    rest = login_name.removeprefix("robot$")
+    team, plus, name = rest.partition("+")
+    robots = robot_model.objects.select_related("team")
+    if plus:
+        return robots.filter(team__name=team, name=name).first()
+    return robots.filter(team__isnull=True, name=rest).first()
