@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from accounts.signing import certificate_pem, generate_private_key, make_certificate, private_key_pem  # noqa: E402
+from bench import htpasswd_bench  # noqa: E402
 from tests.harness.ports import free_port, wait_for_http  # noqa: E402
 from tests.harness.registry import RegistryServer  # noqa: E402
 
@@ -260,6 +261,7 @@ def main() -> None:
         "app_sqlite": bench_app(work, f"sqlite:///{work / 'bench.sqlite3'}", "sqlite"),
         "app_postgresql": with_postgres(work),
         "htpasswd": bench_htpasswd(work),
+        "htpasswd_regeneration_10k_users": htpasswd_bench.run(),
     }
     floor = results["floor"]["tokens_per_s"]
     for name in ("app_sqlite", "app_postgresql"):
