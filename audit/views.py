@@ -22,7 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from audit import alerts, exporting
+from audit import alerts, chain, exporting
 from audit.charts import attempts_chart, top_lists
 from audit.context import AuditContext
 from audit.filters import ACTIONS, FilterError, keyset_page, parse_cursor, parse_filter
@@ -172,6 +172,7 @@ def _header(request: HttpRequest, now: datetime) -> dict[str, Any]:
     """What every search page shows on top: the last verification, alerts and the filter form."""
     return {
         "verification": AuditVerification.objects.order_by("-started_at").first(),
+        "seal_lag": chain.seal_lag(now),
         "bursts": alerts.failed_login_bursts(now=now),
         "burst_minutes": int(alerts.WINDOW.total_seconds() // 60),
         "form": request.GET,

@@ -659,3 +659,18 @@ def test_a_finished_job_is_not_run_twice(finished_export: AuditExport, monkeypat
     exporting.run(finished_export.pk)
     finished_export.refresh_from_db()
     assert finished_export.status == "done"
+
+
+def test_the_search_page_shows_how_far_sealing_lags(audrey) -> None:
+    from django.test import Client
+
+    from audit.chain import seal
+    from audit.context import AuditContext
+    from audit.services import record
+
+    client = Client()
+    client.force_login(audrey)
+    record("access", "granted", AuditContext(actor="bob"), repository="web/app")
+    assert "oldest unsealed record is" in client.get("/audit/").content.decode()
+    seal(now=timezone.now() + timedelta(minutes=5))
+    assert "every record is sealed" in client.get("/audit/").content.decode()
