@@ -85,7 +85,10 @@ def check_password(username: str, password: str) -> AuthResult:
         make_password(password)  # same cost as a real check
         return AuthResult(None, "unknown_or_bad_password")
     if not verified_cache.hit(user, password):
-        if not user.has_usable_password() or not user.check_password(password):
+        if not user.has_usable_password():
+            make_password(password)  # same cost as a real check: the answer must not reveal the account
+            return AuthResult(None, "unknown_or_bad_password")
+        if not user.check_password(password):
             return AuthResult(None, "unknown_or_bad_password")
         verified_cache.remember(user, password)
     if not user.is_active:

@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import KeyState, Registry, SigningKey
@@ -26,6 +25,7 @@ from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
 from registryadmin.keywrap import unwrap, wrap
+from registryadmin.locks import SIGNING_KEYS, exclusive
 
 BUNDLE_STATES = (KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS)
 # How long a gunicorn worker trusts its loaded key before asking the database
@@ -46,9 +46,15 @@ def _new_key(state: str) -> SigningKey:
     )
 
 
-@transaction.atomic
 def ensure_keys(context: AuditContext | None = None) -> bool:
     """Make the current and next keys if they are missing; True when something was made."""
+    if SigningKey.objects.filter(state__in=(KeyState.CURRENT, KeyState.NEXT)).count() == 2:
+        return False  # the common case, without taking the lock
+    with exclusive(SIGNING_KEYS):
+        return _ensure_keys_locked(context)
+
+
+def _ensure_keys_locked(context: AuditContext | None) -> bool:
     made = []
     for state in (KeyState.CURRENT, KeyState.NEXT):
         if not SigningKey.objects.filter(state=state).exists():
@@ -69,11 +75,15 @@ def load_signer(key: SigningKey) -> Signer:
     return Signer.from_pem(unwrap(key.private_key), key.certificate)
 
 
-@transaction.atomic
 def rotate(context: AuditContext) -> SigningKey:
     """Promote next to current, current to previous, retire the old previous, make a new next."""
-    ensure_keys(context)
-    keys = {k.state: k for k in SigningKey.objects.select_for_update().filter(state__in=BUNDLE_STATES)}
+    with exclusive(SIGNING_KEYS):  # two rotations at once must not both promote the same key
+        return _rotate_locked(context)
+
+
+def _rotate_locked(context: AuditContext) -> SigningKey:
+    _ensure_keys_locked(context)
+    keys = {k.state: k for k in SigningKey.objects.filter(state__in=BUNDLE_STATES)}
     now = timezone.now()
     if KeyState.PREVIOUS in keys:
         _set_state(keys[KeyState.PREVIOUS], KeyState.RETIRED, retired_at=now)

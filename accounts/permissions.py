@@ -192,6 +192,8 @@ def catalog_allowed(subject: Subject) -> bool:
     """Whether ``subject`` may list every repository (registry:catalog:*)."""
     if not subject.is_active or subject.kind == "anonymous":
         return False
+    if subject.ceilings is not None and not any(c.pattern == "**" and c.registry is None for c in subject.ceilings):
+        return False  # a token limited to some repositories must not list them all
     return subject.is_superuser or subject.catalog
 
 

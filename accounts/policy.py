@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
+from django.contrib.auth.hashers import check_password
 
 from accounts import services
 from accounts.models import Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
@@ -271,7 +272,8 @@ class _Planner:
                 f"user {name}: {summary}",
                 lambda ctx: services.update_user(User.objects.get(username=name), context=ctx, **changed),
             )
-        if password and not user.check_password(password):
+        # hashers.check_password: no setter, so a dry run never re-hashes and saves a password.
+        if password and not check_password(password, user.password):
             self._add(
                 "~",
                 f"user {name}: password",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -12,8 +13,6 @@ from accounts.endpoints import check_bearer
 from accounts.models import Registry
 from audit.context import AuditContext
 from audit.intake import EnvelopeError, parse_envelope, store_events
-
-MAX_BODY = 5 * 1024 * 1024
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -26,8 +25,9 @@ def registry_events(request: HttpRequest, service: str) -> JsonResponse:
     registry = Registry.objects.filter(service=service).first()
     if registry is None or not check_bearer(registry, request.headers.get("Authorization", "")):
         return _error(401, "unknown registry or wrong notification secret")
-    if int(request.headers.get("Content-Length") or 0) > MAX_BODY:
-        return _error(413, "envelope too large")
+    length = request.headers.get("Content-Length") or "0"
+    if not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return _error(413, "envelope too large or without a valid length")
     try:
         events = parse_envelope(request.body)
     except EnvelopeError as exc:

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import htpasswd
+from accounts import authz, htpasswd
 from accounts.models import (
     AuthMode,
     Grant,
@@ -236,8 +236,12 @@ def delete_team(team: Team, *, context: AuditContext) -> None:
         "members": {m.user.username: m.role for m in team.memberships.select_related("user")},
         "grants": [grant_state(g) for g in team.grants.select_related("team", "registry", "managed_by")],
     }
+    robots = [robot.login_name for robot in team.robots.select_related("team")]
     team.delete()
     record_change(context, "team.delete", state["name"], before=state)
+    for login_name in robots:
+        _credential_record(context, "robot.delete", login_name, reason=f"team {state['name']} deleted")
+    htpasswd.sync_after_commit()  # the team's robots are gone: drop them from htpasswd files now
 
 
 @transaction.atomic
@@ -480,19 +484,23 @@ def _check_expiry(expires_at: datetime | None) -> None:
         raise ValidationError({"expires_at": "Expiry needs a time zone (e.g. 2026-12-31T00:00:00Z)."})
 
 
-def check_robot_grant(robot: Robot, pattern: str, role: str, registry: Registry | None = None) -> None:
-    """A team robot may only be granted what lies inside its team's (unexpired) grants."""
-    if robot.team_id is None:
-        return
+def check_within_team(team: Team, pattern: str, role: str, registry: Registry | None = None) -> None:
+    """``role`` on ``pattern`` must lie inside one of the team's unexpired grants (engine's containment test)."""
     now = timezone.now()
-    for grant in Grant.objects.filter(team_id=robot.team_id).select_related("registry"):
+    for grant in Grant.objects.filter(team=team).select_related("registry"):
         if grant.expires_at is not None and grant.expires_at <= now:
             continue
         if grant.registry_id is not None and grant.registry_id != (registry.pk if registry else None):
             continue
         if pattern_contains(grant.pattern, pattern) and role_at_most(role, grant.role):
             return
-    raise ValidationError({"pattern": f"{role} on {pattern!r} lies outside what team {robot.team.name} holds."})
+    raise ValidationError({"pattern": f"{role} on {pattern!r} lies outside what team {team.name} holds."})
+
+
+def check_robot_grant(robot: Robot, pattern: str, role: str, registry: Registry | None = None) -> None:
+    """A team robot may only be granted what lies inside its team's grants."""
+    if robot.team_id is not None:
+        check_within_team(robot.team, pattern, role, registry)
 
 
 def _credential_record(context: AuditContext, action: str, credential: str, **detail: Any) -> None:
@@ -617,3 +625,51 @@ def record_credential_expiries(*, now: datetime | None = None) -> int:
     if count:
         htpasswd.sync_all()
     return count
+
+
+# Team leads ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lead_grant(
+    team: Team,
+    subject: User | Robot,
+    pattern: str,
+    role: str,
+    *,
+    acting_user: User,
+    context: AuditContext,
+    registry: Registry | None = None,
+    expires_at: datetime | None = None,
+) -> Grant:
+    """A team lead grants a role inside the team's own grants; the team then manages the grant."""
+    if not authz.is_team_lead(acting_user, team):
+        raise PermissionDenied(f"{acting_user.username} does not lead team {team.name}.")
+    if isinstance(subject, Robot) and subject.team_id != team.pk:
+        raise PermissionDenied(f"{subject.login_name} is not a robot of team {team.name}.")
+    check_within_team(team, _clean_pattern(pattern), role, registry)
+    return create_grant(
+        subject, pattern, role, registry=registry, expires_at=expires_at, managed_by=team, context=context
+    )
+
+
+@transaction.atomic
+def lead_revoke(grant: Grant, *, acting_user: User, context: AuditContext) -> None:
+    """Revoke a grant if ``acting_user`` may: admins any, team leads those their team manages."""
+    if not authz.can_revoke(acting_user, grant):
+        raise PermissionDenied(f"{acting_user.username} may not revoke {grant}.")
+    revoke_grant(grant, context=context)
+
+
+@transaction.atomic
+def lead_set_membership(team: Team, user: User, role: str, *, acting_user: User, context: AuditContext) -> Membership:
+    if not authz.is_team_lead(acting_user, team):
+        raise PermissionDenied(f"{acting_user.username} does not lead team {team.name}.")
+    return set_membership(team, user, role, context=context)
+
+
+@transaction.atomic
+def lead_remove_membership(membership: Membership, *, acting_user: User, context: AuditContext) -> None:
+    if not authz.is_team_lead(acting_user, membership.team):
+        raise PermissionDenied(f"{acting_user.username} does not lead team {membership.team.name}.")
+    remove_membership(membership, context=context)

@@ -38,11 +38,19 @@ def _too_long(values: list[str]) -> bool:
     return any(len(value) > MAX_PARAM for value in values)
 
 
+def _has_nul(*values: str | None) -> bool:
+    # PostgreSQL cannot store NUL: refuse it up front (400) instead of failing the audit write.
+    return any(value is not None and "\x00" in value for value in values)
+
+
 def _from_get(request: HttpRequest) -> TokenRequest:
     username, password, problem = _basic(request)
     query = request.GET
-    if not problem and _too_long([v for key in query for v in query.getlist(key)]):
+    values = [v for key in query for v in query.getlist(key)]
+    if not problem and _too_long(values):
         problem = "a query parameter is too long"
+    if not problem and _has_nul(username, password, *values):
+        problem = "NUL characters are not allowed"
     return TokenRequest(
         method="GET",
         service=query.get("service", "")[:MAX_PARAM],
@@ -64,6 +72,10 @@ def _from_post(request: HttpRequest) -> TokenRequest:
         problem = f"unsupported grant_type {grant_type[:40]!r}; use password or refresh_token"
     elif _too_long([v for key in form for v in form.getlist(key)]):
         problem = "a form field is too long"
+    elif _has_nul(*[v for key in form for v in form.getlist(key)]):
+        problem = "NUL characters are not allowed"
+    elif grant_type == "password" and not form.get("username"):
+        problem = "grant_type=password needs a username"  # never answer a credential form anonymously
     return TokenRequest(
         method="POST",
         service=form.get("service", "")[:MAX_PARAM],

@@ -166,6 +166,8 @@ def _grant(
     detail = {"method": request.method, "jti": jti, "grant_type": request.grant_type or "basic"}
     if identity.credential:
         detail["credential"] = identity.credential
+    if identity.refresh_token and request.grant_type != "refresh_token":
+        detail["refresh_token"] = "issued"  # a new long-lived credential: say so (never the token itself)
     if request.account and identity.actor and request.account != identity.actor:
         detail["account_hint_ignored"] = request.account[:150]
     actor_context = AuditContext(
@@ -240,17 +242,18 @@ def _refuse(
         actor=actor, ip=context.ip, user_agent=context.user_agent, request_id=context.request_id
     )
     retry_of = _containerd_retry_of(request, actor_context, outcome)
-    if retry_of is None:
-        record(
-            Kind.ACCESS,
-            outcome,
-            actor_context,
-            subject_type=subject_type if actor else SubjectType.ANONYMOUS,
-            registry=request.service[:100],
-            repository=_first_repository(scopes or []),
-            actions=requested,
-            detail=detail,
-        )
+    if retry_of is not None:
+        detail["retry_of"] = retry_of  # the same attempt as that POST: counted once by alerts and charts
+    record(
+        Kind.ACCESS,
+        outcome,
+        actor_context,
+        subject_type=subject_type if actor else SubjectType.ANONYMOUS,
+        registry=request.service[:100],
+        repository=_first_repository(scopes or []),
+        actions=requested,
+        detail=detail,
+    )
     if status == 401:
         # Unknown users, wrong secrets, expired or revoked credentials: one answer for all.
         message = "authentication failed"
@@ -259,20 +262,23 @@ def _refuse(
 
 
 def _containerd_retry_of(request: TokenRequest, context: AuditContext, outcome: str) -> int | None:
-    """containerd retries a refused POST as a GET: count that pair as one attempt."""
+    """containerd retries a refused POST once as a GET: link the GET to that POST.
+
+    Every request is still recorded; only the first GET after a given POST is linked, so
+    repeated guesses cannot hide behind one POST.
+    """
     if request.method != "GET" or outcome != "auth_failed" or not context.actor:
         return None
-    since = timezone.now() - RETRY_WINDOW
-    return (
-        AuditRecord.objects.filter(
-            kind=Kind.ACCESS,
-            outcome=outcome,
-            actor=context.actor,
-            ip=context.ip,
-            user_agent=context.user_agent,
-            time__gte=since,
-            detail__method="POST",
-        )
-        .values_list("id", flat=True)
-        .first()
+    recent = AuditRecord.objects.filter(
+        kind=Kind.ACCESS,
+        outcome=outcome,
+        actor=context.actor,
+        ip=context.ip,
+        user_agent=context.user_agent,
+        time__gte=timezone.now() - RETRY_WINDOW,
     )
+    posts = list(recent.filter(detail__method="POST").order_by("-id").values_list("id", flat=True)[:5])
+    if not posts:
+        return None
+    linked = set(recent.filter(detail__has_key="retry_of").values_list("detail__retry_of", flat=True))
+    return next((post for post in posts if post not in linked), None)

@@ -27,9 +27,11 @@ def failed_login_bursts(
 ) -> list[Burst]:
     """Users and addresses with at least ``threshold`` failed sign-ins (web or registry) in ``window``."""
     since = (now or timezone.now()) - window
-    failures = AuditRecord.objects.filter(time__gte=since).filter(
-        Q(kind=Kind.SIGNIN, outcome="failure") | Q(kind=Kind.ACCESS, outcome="auth_failed")
-    )
+    failures = (
+        AuditRecord.objects.filter(time__gte=since)
+        .filter(Q(kind=Kind.SIGNIN, outcome="failure") | Q(kind=Kind.ACCESS, outcome="auth_failed"))
+        .exclude(detail__has_key="retry_of")
+    )  # containerd's GET retry of a refused POST is the same attempt
     bursts = []
     # exclude(ip="") would compare an IP column with "" (NULL on some backends): test presence per field.
     for field, label, present in (("actor", "user", ~Q(actor="")), ("ip", "ip", Q(ip__isnull=False))):

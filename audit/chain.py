@@ -26,11 +26,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification
+from registryadmin.locks import exclusive
 
 logger = logging.getLogger(__name__)
 
@@ -204,15 +205,10 @@ def seal_lag_setting() -> timedelta:
 def sealer_lock() -> Iterator[None]:
     """A transaction in which this process is the only sealer (or retention run).
 
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: the settings open every
-    transaction with BEGIN IMMEDIATE, which already takes the database's single write lock.
     Record writers never take this lock, so the token endpoint never waits for the sealer
     on PostgreSQL (and only for one short batch on SQLite, as for any writer).
     """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEALER_LOCK_ID])
+    with exclusive(SEALER_LOCK_ID):
         yield
 
 

@@ -42,8 +42,8 @@ class IntakeResult:
 def parse_envelope(body: bytes) -> list[dict[str, Any]]:
     try:
         envelope = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"body is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, huge integers, absurd nesting
+        raise EnvelopeError(f"body is not JSON: {str(exc)[:200]}") from None
     events = envelope.get("events") if isinstance(envelope, dict) else None
     if not isinstance(events, list):
         raise EnvelopeError('expected {"events": [...]}')
@@ -67,7 +67,7 @@ def _source_ip(addr: str) -> str | None:
 
 
 def _text(value: Any, limit: int = 255) -> str:
-    return str(value)[:limit] if value is not None else ""
+    return str(value)[:limit].replace("\x00", "\ufffd") if value is not None else ""
 
 
 @transaction.atomic
@@ -77,24 +77,36 @@ def store_events(
     """Store a batch; each event id is stored once however often the registry retries."""
     result = IntakeResult(pushed=[])
     for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("target"), dict) or not event.get("id"):
+        if not _well_formed(event):
             result.ignored += 1
             continue
-        if event.get("action") not in ACTIONS:
-            result.ignored += 1
-            continue
-        if not _first_time(_text(event["id"], 100)):
-            result.duplicates += 1
-            continue
-        if _is_manifest(event):
-            _store_manifest_event(event, registry)
-            result.stored += 1
-            if event["action"] == "push" and on_push:
-                on_push(_text(event["target"].get("repository")))
-        else:
-            _count_blob(event, registry)
-            result.blobs += 1
+        try:
+            with transaction.atomic():  # one odd event must not make the registry resend the batch forever
+                outcome = _store_one(event, registry, on_push)
+        except (ValueError, TypeError, OverflowError):
+            outcome = "ignored"
+        setattr(result, outcome, getattr(result, outcome) + 1)
     return result
+
+
+def _well_formed(event: Any) -> bool:
+    if not isinstance(event, dict) or not isinstance(event.get("target"), dict) or not event.get("id"):
+        return False
+    if not isinstance(event.get("action"), str) or event["action"] not in ACTIONS:
+        return False
+    return all(isinstance(event.get(key) or {}, dict) for key in ("request", "actor", "source"))
+
+
+def _store_one(event: dict[str, Any], registry: str, on_push: Callable[[str], None] | None) -> str:
+    if not _first_time(_text(event["id"], 100)):
+        return "duplicates"
+    if not _is_manifest(event):
+        _count_blob(event, registry)
+        return "blobs"
+    _store_manifest_event(event, registry)
+    if event["action"] == "push" and on_push:
+        on_push(_text(event["target"].get("repository")))
+    return "stored"
 
 
 def _first_time(event_id: str) -> bool:
@@ -115,7 +127,10 @@ def _store_manifest_event(event: dict[str, Any], registry: str) -> None:
         user_agent=_text(request.get("useragent"), 512),
         request_id=_text(request.get("id"), 64),
     )
-    when = parse_datetime(_text(event.get("timestamp"), 64)) if event.get("timestamp") else None
+    try:
+        when = parse_datetime(_text(event.get("timestamp"), 64)) if event.get("timestamp") else None
+    except ValueError:  # well-formed but impossible, e.g. February 30th
+        when = None
     detail = {
         "event_id": _text(event["id"], 100),
         "digest": _text(target.get("digest")),

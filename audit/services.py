@@ -29,14 +29,14 @@ def record(
         "time": time,
         "kind": str(kind),
         "outcome": str(outcome),
-        "actor": context.actor[:255],
+        "actor": _text(context.actor, 255),
         "actor_id": context.actor_id,
         "subject_type": str(subject_type),
         "ip": context.ip or None,
-        "user_agent": context.user_agent[:512],
-        "request_id": context.request_id[:64],
-        "registry": registry[:255],
-        "repository": repository[:255],
+        "user_agent": _text(context.user_agent, 512),
+        "request_id": _text(context.request_id, 64),
+        "registry": _text(registry, 255),
+        "repository": _text(repository, 255),
         "actions": as_stored(actions or []),
         "detail": as_stored(detail or {}),
         "segment": segment_name(str(kind), time),
@@ -46,9 +46,14 @@ def record(
     return AuditRecord.objects.create(**values)
 
 
+def _text(value: str, limit: int) -> str:
+    # PostgreSQL refuses NUL in text and jsonb: a probe with %00 must still be recorded, not crash.
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def as_stored(value: Any) -> Any:
     """A JSON value as the database will give it back (string keys, lists for tuples), so the MAC matches."""
-    return json.loads(json.dumps(value))
+    return json.loads(json.dumps(value).replace("\\u0000", "\\ufffd"))
 
 
 def record_change(

@@ -16,9 +16,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; compare and record them as IPv4.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
 
 
 def client_ip(remote_addr: str, forwarded_for: str, trusted: Sequence[Network]) -> str:
@@ -39,6 +42,14 @@ def client_ip(remote_addr: str, forwarded_for: str, trusted: Sequence[Network]) 
     return str(current)
 
 
+def _request_id(request: HttpRequest) -> str:
+    """A proxy's X-Request-ID is kept (to correlate logs); anyone else's would let clients forge audit ids."""
+    incoming = request.headers.get("X-Request-ID", "")
+    peer = _parse_ip(request.META.get("REMOTE_ADDR", ""))
+    trusted = peer is not None and any(peer in net for net in settings.TRUSTED_PROXIES)
+    return incoming if trusted and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
 class RequestContextMiddleware:
     """Attach ``request.request_id`` and ``request.client_ip``; echo the id back."""
 
@@ -46,13 +57,12 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.client_ip = client_ip(
             request.META.get("REMOTE_ADDR", ""),
             request.META.get("HTTP_X_FORWARDED_FOR", ""),
             settings.TRUSTED_PROXIES,
         )
+        request.request_id = _request_id(request)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response

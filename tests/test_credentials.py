@@ -217,3 +217,18 @@ def test_create_token_prints_only_the_secret(setup: None, bob: User) -> None:
         call_command("create_token", "bob", "ci", stdout=io.StringIO(), stderr=io.StringIO())
     with pytest.raises(CommandError, match="no user"):
         call_command("create_token", "zed", "x", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_deleting_a_team_drops_its_robots_from_htpasswd_and_records_it(
+    setup: None, web: Team, django_capture_on_commit_callbacks
+) -> None:
+    from accounts import htpasswd
+
+    registry = services.create_registry("legacy", auth_mode="htpasswd", context=SYSTEM)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_robot(web, "ci", context=SYSTEM)
+    assert "robot$web+ci" in htpasswd.path_for(registry).read_text()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_team(Team.objects.get(pk=web.pk), context=SYSTEM)
+    assert "robot$web+ci" not in htpasswd.path_for(registry).read_text()
+    assert AuditRecord.objects.filter(detail__action="robot.delete", detail__credential="robot$web+ci").exists()

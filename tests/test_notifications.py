@@ -128,3 +128,36 @@ def test_junk_events_are_ignored_not_fatal(client: Client, bearer: str) -> None:
 
 def test_only_post_is_accepted(client: Client, bearer: str) -> None:
     assert client.get(URL, HTTP_AUTHORIZATION=bearer).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"action": ["push"]},
+        {"request": "x"},
+        {"actor": "alice"},
+        {"timestamp": "2024-02-30T00:00:00Z"},
+        {
+            "target": {
+                "repository": "web/app",
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "size": 10**30,
+            }
+        },
+    ],
+)
+def test_odd_events_are_ignored_and_the_rest_of_the_batch_is_kept(client: Client, bearer: str, bad: dict) -> None:
+    odd = event("odd") | bad
+    response = post(client, [odd, event("fine")], bearer)
+    assert response.status_code == 200
+    assert AuditRecord.objects.filter(kind="registry_event", detail__event_id="fine").exists()
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"events": [' + b"9" * 5000 + b"]}"])
+def test_pathological_json_is_a_400_not_a_500(client: Client, bearer: str, body: bytes) -> None:
+    assert client.post(URL, body, content_type=V1, HTTP_AUTHORIZATION=bearer).status_code == 400
+
+
+def test_a_bad_content_length_is_refused(client: Client, bearer: str) -> None:
+    response = client.generic("POST", URL, b"{}", content_type=V1, HTTP_AUTHORIZATION=bearer, CONTENT_LENGTH="abc")
+    assert response.status_code in (400, 413)

@@ -151,3 +151,11 @@ def test_export_then_apply_is_a_round_trip(tmp_path: Path) -> None:
     assert "password" not in exported
     assert apply(tmp_path, exported, "--dry-run") == ""
     assert "managed_by: web" in exported and "registry: hub" in exported
+
+
+def test_a_dry_run_never_rewrites_a_stored_password_hash(tmp_path: Path) -> None:
+    apply(tmp_path, POLICY)
+    User.objects.filter(username="alice").update(password="pbkdf2_sha256$1000$salt$" + "A" * 43)
+    before = User.objects.get(username="alice").password
+    apply(tmp_path, POLICY, "--dry-run")
+    assert User.objects.get(username="alice").password == before

@@ -94,3 +94,4 @@ def test_forwarded_for_is_believed_only_through_trusted_proxies() -> None:
     assert client_ip("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.9.9.9", proxies) == "198.51.100.1"
     assert client_ip("10.1.2.3", "not-an-ip", proxies) == "10.1.2.3"
     assert client_ip("10.1.2.3", "", []) == "10.1.2.3"
+    assert client_ip("::ffff:10.1.2.3", "198.51.100.1", proxies) == "198.51.100.1"

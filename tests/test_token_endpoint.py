@@ -245,7 +245,24 @@ def test_a_post_with_bad_credentials_then_its_get_retry_count_as_one_attempt(cli
         **basic("carol", "bad"),
     )
     assert response.status_code == 401
-    assert AuditRecord.objects.filter(kind="access", outcome="auth_failed").count() == 1
+    post, get = AuditRecord.objects.filter(kind="access", outcome="auth_failed").order_by("id")
+    assert get.detail["retry_of"] == post.id
+
+
+def test_repeated_guesses_cannot_hide_behind_one_post(client: Client, grants: None) -> None:
+    client.post(
+        URL,
+        {"grant_type": "password", "username": "carol", "password": "bad", "service": "registry"},
+        HTTP_USER_AGENT="containerd/1.6",
+    )
+    for guess in range(5):
+        client.get(URL, {"service": "registry"}, HTTP_USER_AGENT="containerd/1.6", **basic("carol", f"g{guess}"))
+    failures = AuditRecord.objects.filter(kind="access", outcome="auth_failed")
+    assert failures.count() == 6
+    assert failures.filter(detail__has_key="retry_of").count() == 1
+    from audit.alerts import failed_login_bursts
+
+    assert [b.failures for b in failed_login_bursts() if b.by == "user"] == [5]
 
 
 def test_a_post_with_an_unknown_grant_type_is_a_400(client: Client, grants: None) -> None:
@@ -320,3 +337,42 @@ def test_a_repeat_request_makes_few_queries(client: Client, grants: None, django
 
 def test_other_methods_are_refused(client: Client, grants: None) -> None:
     assert client.put(URL).status_code == 405
+
+
+def test_a_password_form_without_a_username_is_refused_not_answered_anonymously(client: Client, grants: None) -> None:
+    response = client.post(
+        URL, {"grant_type": "password", "password": "x", "service": "registry", "scope": "repository:pub/base:pull"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("params", [{"service": "reg\x00istry"}, {"account": "\x00"}, {"client_id": "a\x00"}])
+def test_nul_characters_are_refused_and_still_recorded(client: Client, grants: None, params: dict) -> None:
+    response = client.get(URL, {"service": "registry", **params}, **basic("carol"))
+    assert response.status_code == 400
+    assert last_access().outcome == "invalid"
+
+
+def test_a_nul_in_the_username_is_refused(client: Client, grants: None) -> None:
+    assert ask(client, user="car\x00ol").status_code == 400
+
+
+def test_issuing_a_refresh_token_is_recorded(client: Client, grants: None) -> None:
+    ask(client, user="carol", offline_token="true")
+    assert last_access().detail["refresh_token"] == "issued"
+    assert "rgr_" not in str(last_access().detail)
+
+
+def test_a_user_without_a_password_costs_a_hash_like_everyone(client: Client, grants: None, monkeypatch) -> None:
+    services.create_user("nopass", context=SYSTEM)
+    calls = []
+    monkeypatch.setattr("accounts.credentials.make_password", lambda pw: calls.append(pw))
+    assert ask(client, user="nopass", password="guess").status_code == 401
+    assert calls == ["guess"]
+
+
+def test_a_limited_token_of_an_admin_cannot_list_the_catalog(client: Client, grants: None, ada: User) -> None:
+    _, secret = services.create_access_token(ada, "ci", patterns=["web/**"], context=SYSTEM)
+    assert access_of(ask(client, "registry:catalog:*", user="ada", password=secret)) == {"registry:catalog": []}
+    _, full = services.create_access_token(ada, "all", context=SYSTEM)
+    assert access_of(ask(client, "registry:catalog:*", user="ada", password=full)) == {"registry:catalog": ["*"]}

@@ -81,9 +81,14 @@ def test_healthz_reports_the_database(client: Client) -> None:
     assert response["X-Request-ID"]
 
 
-def test_a_request_id_from_the_client_is_echoed_if_sane(client: Client) -> None:
+def test_a_request_id_is_taken_only_from_a_trusted_proxy(client: Client, settings) -> None:
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] != "abc-123"
+    import ipaddress
+
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("127.0.0.0/8")]
     assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
     assert client.get("/healthz", HTTP_X_REQUEST_ID="<script>")["X-Request-ID"] != "<script>"
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc\n")["X-Request-ID"] != "abc\n"
 
 
 def test_the_admin_is_closed_to_non_admins(carol: User, audrey: User) -> None:

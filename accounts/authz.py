@@ -1,0 +1,39 @@
+"""Who may change what: the rules the dashboard and the services share (admins, team leads).
+
+Pure questions over the database; services raise ``PermissionDenied`` with them, and
+list pages filter with the same functions, so what a person sees is what they may change.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Grant, Membership, Team, TeamRole, User
+
+
+def led_team_ids(user: User) -> set[int]:
+    """Teams ``user`` leads (maintainer role)."""
+    if not user.is_active:
+        return set()
+    return set(Membership.objects.filter(user=user, role=TeamRole.MAINTAINER).values_list("team_id", flat=True))
+
+
+def is_team_lead(user: User, team: Team) -> bool:
+    """Admins lead every team; otherwise only the team's maintainers."""
+    return user.is_active and (user.is_superuser or team.pk in led_team_ids(user))
+
+
+def can_revoke(user: User, grant: Grant) -> bool:
+    """Admins revoke anything; a team lead revokes only grants their team manages."""
+    if not user.is_active:
+        return False
+    return user.is_superuser or (grant.managed_by_id is not None and grant.managed_by_id in led_team_ids(user))
+
+
+def managed_grants(user: User) -> QuerySet[Grant]:
+    """The grants a person may revoke (the same rule as ``can_revoke``, as a query)."""
+    if not user.is_active:
+        return Grant.objects.none()
+    if user.is_superuser:
+        return Grant.objects.all()
+    return Grant.objects.filter(Q(managed_by_id__in=led_team_ids(user)))
