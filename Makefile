@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-audit clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test: lint
 
 bench: install
 	$(PY) -m bench
+
+# The audit log at scale: seeds 10M records (BENCH_AUDIT_ROWS) into a throwaway PostgreSQL database.
+bench-audit: install
+	$(PY) -m bench.audit_bench
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
