@@ -30,7 +30,7 @@ from django.db import DatabaseError
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from audit.models import AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification
+from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification
 from registryadmin.locks import exclusive
 
 logger = logging.getLogger(__name__)
@@ -387,35 +387,39 @@ def _save_segments(
     AuditSegment.objects.bulk_update(existing, ["count", "head", "checkpoint", "updated_at"], batch_size=500)
 
 
-def _rollup_key(row: Row) -> tuple[Any, ...]:
-    """A record's (hour, kind, outcome, registry, repository, actor, ip)."""
+HOURLY_FIELDS = ("hour", "kind", "outcome", "registry")
+
+
+def _key(row: Row, fields: Sequence[str]) -> tuple[Any, ...]:
+    """A record's key in a rollup table: the hour it falls in, then the other fields."""
     hour = utc(row["time"]).replace(minute=0, second=0, microsecond=0)
-    return (hour, *(row[name] for name in ROLLUP_FIELDS[1:]))
-
-
-def _existing_key(rollup: AuditRollup) -> tuple[Any, ...]:
-    return (utc(rollup.hour), *(getattr(rollup, name) for name in ROLLUP_FIELDS[1:]))
+    return (hour, *(row[name] for name in fields[1:]))
 
 
 def _add_to_rollups(rows: Iterable[Row]) -> None:
-    """Count freshly sealed records into their hourly rollup rows (the caller holds the sealer lock)."""
-    counts = Counter(_rollup_key(row) for row in rows)
+    """Count freshly sealed records into both rollup tables (the caller holds the sealer lock)."""
+    rows = list(rows)
+    _upsert_counts(AuditRollup, ROLLUP_FIELDS, Counter(_key(row, ROLLUP_FIELDS) for row in rows))
+    _upsert_counts(AuditHourly, HOURLY_FIELDS, Counter(_key(row, HOURLY_FIELDS) for row in rows))
+
+
+def _upsert_counts(model: type[AuditRollup] | type[AuditHourly], fields: Sequence[str], counts: Counter) -> None:
     hours = sorted({key[0] for key in counts})
     kinds = {key[1] for key in counts}
-    existing: dict[tuple[Any, ...], AuditRollup] = {}
+    existing: dict[tuple[Any, ...], Any] = {}
     for chunk in _chunks(hours):
-        for rollup in AuditRollup.objects.filter(hour__in=chunk, kind__in=kinds):
-            existing[_existing_key(rollup)] = rollup
+        for rollup in model.objects.filter(hour__in=chunk, kind__in=kinds):
+            existing[(utc(rollup.hour), *(getattr(rollup, name) for name in fields[1:]))] = rollup
     changed, new = [], []
     for key, count in counts.items():
         rollup = existing.get(key)
         if rollup is None:
-            new.append(AuditRollup(**dict(zip(ROLLUP_FIELDS, key, strict=True)), count=count))
+            new.append(model(**dict(zip(fields, key, strict=True)), count=count))
         else:
             rollup.count += count
             changed.append(rollup)
-    AuditRollup.objects.bulk_update(changed, ["count"], batch_size=500)
-    AuditRollup.objects.bulk_create(new, batch_size=500)
+    model.objects.bulk_update(changed, ["count"], batch_size=500)
+    model.objects.bulk_create(new, batch_size=500)
 
 
 # --- Verification -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from audit.filters import AuditFilter
-from audit.models import AuditRollup, Kind
+from audit.models import AuditHourly, AuditRollup, Kind
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -175,13 +175,13 @@ def attempts_chart(audit_filter: AuditFilter, now: datetime) -> Chart:
 
 
 def _rollup_counts(audit_filter: AuditFilter, window: Window) -> dict[tuple[datetime, str], int]:
-    rollups = AuditRollup.objects.filter(hour__gte=window.start, hour__lt=window.end, kind=audit_filter.kind)
-    dimensions = {
-        "outcome": audit_filter.outcome,
-        "registry": audit_filter.registry,
-        "repository": audit_filter.repository,
-        "actor": audit_filter.user,
-    }
+    # The coarse table answers the common chart (no actor or repository) from a few rows per hour.
+    coarse = audit_filter.repository is None and audit_filter.user is None
+    model = AuditHourly if coarse else AuditRollup
+    rollups = model.objects.filter(hour__gte=window.start, hour__lt=window.end, kind=audit_filter.kind)
+    dimensions = {"outcome": audit_filter.outcome, "registry": audit_filter.registry}
+    if not coarse:
+        dimensions |= {"repository": audit_filter.repository, "actor": audit_filter.user}
     rollups = rollups.filter(**{name: value for name, value in dimensions.items() if value is not None})
     trunc = TruncHour if window.step == "hour" else TruncDay
     rows = rollups.annotate(bucket=trunc("hour", tzinfo=UTC)).values("bucket", "outcome").annotate(n=Sum("count"))

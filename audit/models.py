@@ -189,6 +189,28 @@ class AuditRollup(models.Model):
         return f"{self.hour:%Y-%m-%d %H}h {self.kind} {self.outcome}: {self.count}"
 
 
+class AuditHourly(models.Model):
+    """Counts per hour, kind, outcome and registry only: a few rows per hour, for the chart.
+
+    ``AuditRollup`` keeps actor, repository and address too (for top lists and narrow
+    charts) and so grows nearly as large as the records at high cardinality.
+    """
+
+    hour = models.DateTimeField()
+    kind = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20)
+    registry = models.CharField(max_length=255, blank=True)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "kind", "outcome", "registry"], name="audit_hourly_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.kind} {self.outcome}: {self.count}"
+
+
 class AuditExport(models.Model):
     """A large export running as a Celery job, with progress; the file lands under DATA_DIR."""
 

@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit import chain
-from audit.models import AuditRecord, AuditRollup, AuditSeal, AuditSegment
+from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +84,4 @@ def _delete_contents(segment: AuditSegment) -> None:
     start = datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
     # Rollups carry actors and addresses: they go with the records they count.
     AuditRollup.objects.filter(kind=kind, hour__gte=start, hour__lt=start + timedelta(days=1)).delete()
+    AuditHourly.objects.filter(kind=kind, hour__gte=start, hour__lt=start + timedelta(days=1)).delete()

@@ -323,6 +323,11 @@ def child_seed() -> dict[str, Any]:
             "SELECT date_trunc('hour', time), kind, outcome, registry, repository, actor, ip, count(*) "
             "FROM audit_auditrecord GROUP BY 1, 2, 3, 4, 5, 6, 7"
         )
+        records_conn.execute(
+            "INSERT INTO audit_audithourly (hour, kind, outcome, registry, count) "
+            "SELECT date_trunc('hour', time), kind, outcome, registry, count(*) FROM audit_auditrecord "
+            "GROUP BY 1, 2, 3, 4"
+        )
         records_conn.commit()
         seals_conn.commit()
         timings["rollups_segments_s"] = time.perf_counter() - mark
@@ -335,6 +340,7 @@ def child_seed() -> dict[str, Any]:
         records_conn.execute("VACUUM ANALYZE audit_auditrecord")
         records_conn.execute("VACUUM ANALYZE audit_auditseal")
         records_conn.execute("VACUUM ANALYZE audit_auditrollup")
+        records_conn.execute("VACUUM ANALYZE audit_audithourly")
         records_conn.execute("ANALYZE audit_auditsegment")
         timings["vacuum_analyze_s"] = time.perf_counter() - mark
         sizes = {

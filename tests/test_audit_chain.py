@@ -31,7 +31,7 @@ from accounts import services
 from accounts.models import User
 from audit import chain, retention, tasks
 from audit.context import AuditContext
-from audit.models import AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification, Kind
+from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification, Kind
 from audit.services import record
 from tests.conftest import REPO_ROOT, SYSTEM, make_user
 
@@ -193,6 +193,9 @@ def test_rollups_count_each_sealed_record_once_per_hour_kind_and_outcome() -> No
     )
     rollups = AuditRollup.objects.values_list("hour", "kind", "outcome").annotate(n=Sum("count"))
     assert {(hour, kind, outcome): n for hour, kind, outcome, n in rollups} == dict(expected)
+    hourly = AuditHourly.objects.values_list("hour", "kind", "outcome").annotate(n=Sum("count"))
+    assert {(hour, kind, outcome): n for hour, kind, outcome, n in hourly} == dict(expected)
+    assert AuditHourly.objects.count() == len(expected)  # one coarse row per hour, kind, outcome, registry
     assert set(AuditRollup.objects.values_list("ip", "actor", "repository").distinct()) == {
         ("2001:db8::1", "alice", "web/app"),
         ("2001:db8::1", "alice", ""),

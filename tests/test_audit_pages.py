@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,7 +24,7 @@ from audit.charts import attempts_chart, top_lists, window_for
 from audit.context import AuditContext
 from audit.export import FIELDS
 from audit.filters import AuditFilter, Cursor, keyset_page, parse_filter
-from audit.models import AuditExport, AuditRecord, AuditRollup, AuditVerification, Kind
+from audit.models import AuditExport, AuditHourly, AuditRecord, AuditRollup, AuditVerification, Kind
 from audit.services import record
 from tests.conftest import SYSTEM
 
@@ -377,7 +378,12 @@ def test_the_search_page_makes_the_same_few_queries_however_many_records_it_show
 
 
 def rollup(hour: datetime, outcome: str, count: int, **fields: Any) -> AuditRollup:
+    """Count as the sealer does: into the fine rollup and the coarse hourly table."""
     values = {"kind": Kind.ACCESS, "registry": "registry", "repository": "web/app", "actor": "carol", **fields}
+    coarse, _ = AuditHourly.objects.get_or_create(
+        hour=hour, kind=values["kind"], outcome=outcome, registry=values["registry"]
+    )
+    AuditHourly.objects.filter(pk=coarse.pk).update(count=F("count") + count)
     return AuditRollup.objects.create(hour=hour, outcome=outcome, count=count, **values)
 
 
