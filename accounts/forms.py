@@ -1,0 +1,94 @@
+"""Forms for the team-lead pages: they parse and validate input; the services decide what is allowed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.models import Robot, Role, Team, TeamRole, User
+from accounts.permissions import ROLE_ORDER
+from accounts.validators import pattern_validator
+
+ROBOT_LOGIN_PREFIX = "robot$"
+
+
+def expiry_from_date(day: date) -> datetime:
+    """A grant "until 2026-12-31" lasts through that whole UTC day: it expires at 00:00 UTC the next day."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def add_service_error(form: forms.Form, error: ValidationError) -> None:
+    """Attach a service's ValidationError to the matching field, or to the form when no field matches."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, messages in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages)
+
+
+class AddMemberForm(forms.Form):
+    """Add a user to a team, or change the role they have in it."""
+
+    username = forms.ModelChoiceField(
+        queryset=User.objects.all(),
+        to_field_name="username",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        error_messages={"invalid_choice": "No user is called that."},
+    )
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)
+
+
+class GrantForm(forms.Form):
+    """A lead's grant: a user or one of the team's robots, a pattern, a role up to the team's strongest."""
+
+    subject = forms.CharField(
+        max_length=255, help_text=f"A username, or a robot of this team ({ROBOT_LOGIN_PREFIX}<team>+<name>)."
+    )
+    pattern = forms.CharField(max_length=255, validators=[pattern_validator])
+    role = forms.ChoiceField(choices=())
+    expires_on = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. The grant lasts through this day and expires at 00:00 UTC the next day.",
+    )
+
+    def __init__(self, *args: Any, team: Team, cap: str | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.team = team
+        self.cap = cap
+        allowed = ROLE_ORDER[: ROLE_ORDER.index(cap) + 1] if cap else ()
+        role_field: forms.ChoiceField = self.fields["role"]  # type: ignore[assignment]
+        role_field.choices = [(value, label) for value, label in Role.choices if value in allowed]
+        role_field.error_messages["invalid_choice"] = (
+            f"Team {team.name} holds at most {cap}; %(value)s is beyond it."
+            if cap
+            else f"Team {team.name} holds no grants, so it has nothing to hand out."
+        )
+
+    def clean_subject(self) -> User | Robot:
+        name: str = self.cleaned_data["subject"].strip()
+        subject: User | Robot | None
+        if name.startswith(ROBOT_LOGIN_PREFIX):
+            own_prefix = f"{ROBOT_LOGIN_PREFIX}{self.team.name}+"
+            robots = Robot.objects.select_related("team").filter(team=self.team)
+            subject = robots.filter(name=name.removeprefix(own_prefix)).first() if name.startswith(own_prefix) else None
+        else:
+            subject = User.objects.filter(username=name).first()
+        if subject is None:
+            raise ValidationError(f"No user or robot of team {self.team.name} is called {name!r}.", code="unknown")
+        return subject
+
+    def clean_expires_on(self) -> date | None:
+        day: date | None = self.cleaned_data["expires_on"]
+        if day is not None and expiry_from_date(day) <= timezone.now():
+            raise ValidationError("That day is already over (UTC); pick today or a later date.", code="past")
+        return day
+
+    @property
+    def expires_at(self) -> datetime | None:
+        day = self.cleaned_data.get("expires_on")
+        return expiry_from_date(day) if day else None

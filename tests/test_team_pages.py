@@ -1,0 +1,310 @@
+"""The team pages: who sees which team, and what a team lead may change there (and nobody else)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import services
+from accounts.forms import expiry_from_date
+from accounts.models import Grant, Membership, Team, User
+from audit.models import AuditRecord
+from tests.conftest import SYSTEM, make_user
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = ("anonymous", "carol", "bob", "alice", "audrey", "ada")
+
+
+@pytest.fixture
+def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Team) -> dict[str, object]:
+    """web holds write on web/**; it manages a read grant to bob on web/site; ops is another team."""
+    services.create_grant(web, "web/**", "write", context=SYSTEM)
+    managed = services.create_grant(bob, "web/site", "read", managed_by=web, context=SYSTEM)
+    ops = services.create_team("ops", context=SYSTEM)
+    services.create_grant(ops, "ops/**", "admin", context=SYSTEM)
+    services.create_robot(web, "ci", context=SYSTEM)
+    return {"ada": ada, "audrey": audrey, "alice": alice, "bob": bob, "carol": carol, "web": web, "managed": managed}
+
+
+def client_for(persona: str, world: dict[str, object]) -> Client:
+    client = Client()
+    if persona != "anonymous":
+        client.force_login(world[persona])
+    return client
+
+
+def _list(world: dict[str, object]) -> str:
+    return reverse("teams:list")
+
+
+def _detail(world: dict[str, object]) -> str:
+    return reverse("teams:detail", kwargs={"name": "web"})
+
+
+def _add_member(world: dict[str, object]) -> str:
+    return reverse("teams:add_member", kwargs={"name": "web"})
+
+
+def _remove_member(world: dict[str, object]) -> str:
+    return reverse("teams:remove_member", kwargs={"name": "web", "username": "bob"})
+
+
+def _add_grant(world: dict[str, object]) -> str:
+    return reverse("teams:add_grant", kwargs={"name": "web"})
+
+
+def _revoke_grant(world: dict[str, object]) -> str:
+    return reverse("teams:revoke_grant", kwargs={"name": "web", "grant_id": world["managed"].pk})  # type: ignore[attr-defined]
+
+
+UrlFor = Callable[[dict[str, object]], str]
+POSTS: dict[str, tuple[UrlFor, dict[str, str]]] = {
+    "add_member": (_add_member, {"member-username": "carol", "member-role": "member"}),
+    "remove_member": (_remove_member, {}),
+    "add_grant": (_add_grant, {"grant-subject": "carol", "grant-pattern": "web/app", "grant-role": "read"}),
+    "revoke_grant": (_revoke_grant, {}),
+}
+# What each persona gets: anonymous goes to sign-in; members and auditors read; leads and admins change.
+GET_EXPECTED = {"anonymous": 302, "carol": 403, "bob": 200, "alice": 200, "audrey": 200, "ada": 200}
+POST_EXPECTED = {"anonymous": 302, "carol": 403, "bob": 403, "alice": 302, "audrey": 403, "ada": 302}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_the_team_list_answers_every_signed_in_persona(world, persona: str) -> None:
+    response = client_for(persona, world).get(_list(world))
+    assert response.status_code == (302 if persona == "anonymous" else 200)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_the_team_page_answers_each_persona_as_the_matrix_says(world, persona: str) -> None:
+    response = client_for(persona, world).get(_detail(world))
+    assert response.status_code == GET_EXPECTED[persona]
+    if persona == "anonymous":
+        assert response["Location"].startswith(reverse("accounts:login"))
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("action", sorted(POSTS))
+def test_each_change_answers_each_persona_as_the_matrix_says(world, action: str, persona: str) -> None:
+    url_for, data = POSTS[action]
+    response = client_for(persona, world).post(url_for(world), data)
+    assert response.status_code == POST_EXPECTED[persona]
+    if persona == "anonymous":
+        assert response["Location"].startswith(reverse("accounts:login"))
+    elif response.status_code == 302:
+        assert response["Location"] == _detail(world)
+
+
+@pytest.mark.parametrize(
+    ("url_for", "method"),
+    [(_list, "post"), (_detail, "post"), *((url_for, "get") for url_for, _data in POSTS.values())],
+)
+def test_it_rejects_the_wrong_method(world, url_for: UrlFor, method: str) -> None:
+    response = getattr(client_for("ada", world), method)(url_for(world))
+    assert response.status_code == 405
+
+
+def test_a_refused_page_shows_none_of_the_teams_data(world) -> None:
+    response = client_for("carol", world).get(_detail(world))
+    assert response.status_code == 403
+    body = response.content.decode()
+    for secret in ("bob", "alice", "web/**", "web/site", "robot$web+ci"):
+        assert secret not in body
+
+
+def test_a_refused_change_changes_nothing(world) -> None:
+    for persona in ("carol", "bob", "audrey"):
+        client_for(persona, world).post(_add_grant(world), POSTS["add_grant"][1])
+        client_for(persona, world).post(_revoke_grant(world), {})
+    assert not Grant.objects.filter(user__username="carol").exists()
+    assert Grant.objects.filter(pk=world["managed"].pk).exists()  # type: ignore[attr-defined]
+
+
+def test_the_list_shows_members_their_own_teams_and_marks_leads(world) -> None:
+    alice_page = client_for("alice", world).get(_list(world)).content.decode()
+    assert _detail(world) in alice_page and "lead" in alice_page
+    assert reverse("teams:detail", kwargs={"name": "ops"}) not in alice_page
+    carol_page = client_for("carol", world).get(_list(world)).content.decode()
+    assert _detail(world) not in carol_page
+    auditor_page = client_for("audrey", world).get(_list(world)).content.decode()
+    assert _detail(world) in auditor_page and reverse("teams:detail", kwargs={"name": "ops"}) in auditor_page
+
+
+def test_the_list_counts_without_a_query_per_team(world) -> None:
+    client = client_for("ada", world)
+    with CaptureQueriesContext(connection) as few:
+        client.get(_list(world))
+    for n in range(5):
+        services.create_team(f"more{n}", context=SYSTEM)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(_list(world))
+    assert len(many) == len(few)
+    web_row = response.content.decode().split(_detail(world))[1].split("</tr>")[0]
+    assert [cell.split("<")[0] for cell in web_row.split("<td>")[1:5]] == ["2", "1", "1", "1"]
+
+
+def test_the_team_page_shows_members_grants_and_robots(world) -> None:
+    body = client_for("bob", world).get(_detail(world)).content.decode()
+    for expected in ("alice", "bob", "web/**", "web/site", "robot$web+ci"):
+        assert expected in body
+
+
+@pytest.mark.parametrize("persona", ["bob", "audrey"])
+def test_readers_get_no_forms(world, persona: str) -> None:
+    body = client_for(persona, world).get(_detail(world)).content.decode()
+    assert '<form method="post" action="/teams/' not in body
+
+
+@pytest.mark.parametrize("persona", ["alice", "ada"])
+def test_leads_get_the_forms_with_roles_capped_at_the_teams(world, persona: str) -> None:
+    body = client_for(persona, world).get(_detail(world)).content.decode()
+    for url_for, _data in POSTS.values():
+        assert f'action="{url_for(world)}"' in body
+    assert 'value="write"' in body and 'value="admin"' not in body
+
+
+def test_a_lead_grants_inside_the_teams_grants(world) -> None:
+    client = client_for("alice", world)
+    response = client.post(_add_grant(world), POSTS["add_grant"][1], follow=True)
+    grant = Grant.objects.get(user__username="carol")
+    assert (grant.pattern, grant.role, grant.managed_by) == ("web/app", "read", world["web"])
+    assert "Granted read on web/app to carol" in response.content.decode()
+    record = AuditRecord.objects.filter(detail__action="grant.create").latest("id")
+    assert record.actor == "alice"
+
+
+def test_a_lead_grants_to_the_teams_robot_with_an_expiry_day(world) -> None:
+    day = (timezone.now() + timedelta(days=3)).date()
+    data = {"grant-subject": "robot$web+ci", "grant-pattern": "web/app", "grant-role": "write"}
+    response = client_for("alice", world).post(_add_grant(world), {**data, "grant-expires_on": day.isoformat()})
+    assert response.status_code == 302
+    grant = Grant.objects.get(robot__name="ci")
+    assert grant.expires_at == datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+
+
+def test_an_expiry_day_lasts_through_that_utc_day() -> None:
+    assert expiry_from_date(date(2026, 12, 31)) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        (
+            {"grant-pattern": "web/app", "grant-role": "admin"},
+            "role",
+            "Team web holds at most write; admin is beyond it.",
+        ),
+        ({"grant-pattern": "ops/x", "grant-role": "read"}, "pattern", "lies outside what team web holds"),
+        ({"grant-pattern": "web//x", "grant-role": "read"}, "pattern", ""),
+        ({"grant-subject": "nobody", "grant-pattern": "web/app", "grant-role": "read"}, "subject", "No user or robot"),
+        ({"grant-subject": "robot$ops+ci", "grant-pattern": "web/app", "grant-role": "read"}, "subject", "No user"),
+        ({"grant-pattern": "web/app", "grant-role": "read", "grant-expires_on": "2001-01-01"}, "expires_on", "over"),
+    ],
+)
+def test_a_lead_is_refused_beyond_the_team_with_an_inline_error(world, data, field: str, message: str) -> None:
+    before = Grant.objects.count()
+    response = client_for("alice", world).post(_add_grant(world), {"grant-subject": "carol", **data})
+    assert response.status_code == 400
+    errors = response.context["grant_form"].errors
+    assert field in errors and message in " ".join(errors[field])
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert Grant.objects.count() == before
+
+
+def test_a_grant_the_subject_already_has_is_an_inline_error_not_a_crash(world) -> None:
+    data = {"grant-subject": "bob", "grant-pattern": "web/site", "grant-role": "read"}
+    response = client_for("alice", world).post(_add_grant(world), data)
+    assert response.status_code == 400
+    assert "already has a grant" in " ".join(response.context["grant_form"].errors["pattern"])
+
+
+def test_a_lead_revokes_what_the_team_manages(world) -> None:
+    response = client_for("alice", world).post(_revoke_grant(world), follow=True)
+    assert not Grant.objects.filter(pk=world["managed"].pk).exists()  # type: ignore[attr-defined]
+    assert "Revoked read on web/site from user bob" in response.content.decode()
+    assert AuditRecord.objects.filter(detail__action="grant.revoke", actor="alice").exists()
+
+
+def test_a_lead_cannot_revoke_a_grant_an_admin_made(world) -> None:
+    by_admin = services.create_grant(world["carol"], "web/tools", "read", context=SYSTEM)
+    url = reverse("teams:revoke_grant", kwargs={"name": "web", "grant_id": by_admin.pk})
+    assert client_for("alice", world).post(url).status_code == 403
+    assert Grant.objects.filter(pk=by_admin.pk).exists()
+
+
+def test_a_lead_cannot_revoke_another_teams_grant_even_through_its_own_page(world) -> None:
+    ops = Team.objects.get(name="ops")
+    theirs = services.create_grant(world["carol"], "ops/db", "read", managed_by=ops, context=SYSTEM)
+    for team in ("web", "ops"):
+        url = reverse("teams:revoke_grant", kwargs={"name": team, "grant_id": theirs.pk})
+        assert client_for("alice", world).post(url).status_code == 403
+    assert Grant.objects.filter(pk=theirs.pk).exists()
+
+
+def test_a_lead_adds_a_member_and_changes_a_role(world) -> None:
+    client = client_for("alice", world)
+    response = client.post(_add_member(world), {"member-username": "carol", "member-role": "member"}, follow=True)
+    assert "carol is now a member of team web" in response.content.decode()
+    client.post(_add_member(world), {"member-username": "carol", "member-role": "maintainer"})
+    assert Membership.objects.get(team__name="web", user__username="carol").role == "maintainer"
+    assert AuditRecord.objects.filter(detail__action="membership.change", actor="alice").exists()
+
+
+def test_adding_an_unknown_user_is_an_inline_error(world) -> None:
+    response = client_for("alice", world).post(_add_member(world), {"member-username": "zed", "member-role": "member"})
+    assert response.status_code == 400
+    assert "No user is called that." in response.content.decode()
+    assert not Membership.objects.filter(user__username="zed").exists()
+
+
+def test_a_lead_removes_a_member(world) -> None:
+    response = client_for("alice", world).post(_remove_member(world), follow=True)
+    assert "Removed bob from team web" in response.content.decode()
+    assert not Membership.objects.filter(team__name="web", user__username="bob").exists()
+    assert AuditRecord.objects.filter(detail__action="membership.remove", actor="alice").exists()
+
+
+def test_removing_someone_who_is_not_a_member_is_not_found(world) -> None:
+    url = reverse("teams:remove_member", kwargs={"name": "web", "username": "carol"})
+    assert client_for("alice", world).post(url).status_code == 404
+
+
+def test_a_lead_of_one_team_cannot_change_another(world) -> None:
+    url = reverse("teams:add_member", kwargs={"name": "ops"})
+    response = client_for("alice", world).post(url, {"member-username": "alice", "member-role": "maintainer"})
+    assert response.status_code == 403
+    assert not Membership.objects.filter(team__name="ops").exists()
+
+
+def test_the_changes_need_a_csrf_token(world) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world["alice"])  # type: ignore[arg-type]
+    assert client.post(_add_grant(world), POSTS["add_grant"][1]).status_code == 403
+    assert not Grant.objects.filter(user__username="carol").exists()
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob", "audrey"])
+def test_the_team_page_needs_the_same_queries_however_big_the_team(
+    world, persona: str, django_assert_max_num_queries
+) -> None:
+    client = client_for(persona, world)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(_detail(world)).status_code == 200
+    web = world["web"]
+    for n in range(6):
+        user = make_user(f"user{n}")
+        services.set_membership(web, user, "member", context=SYSTEM)  # type: ignore[arg-type]
+        services.create_grant(user, f"web/app{n}", "read", managed_by=web, context=SYSTEM)  # type: ignore[arg-type]
+        robot, _secret = services.create_robot(web, f"bot{n}", context=SYSTEM)  # type: ignore[arg-type]
+        services.create_grant(robot, f"web/bot{n}", "read", managed_by=web, context=SYSTEM)  # type: ignore[arg-type]
+    with django_assert_max_num_queries(len(small)):
+        response = client.get(_detail(world))
+    assert "user5" in response.content.decode() and "robot$web+bot5" in response.content.decode()
