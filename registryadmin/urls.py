@@ -11,5 +11,7 @@ urlpatterns = [
     path("registry/<str:service>/events", registry_events, name="registry_events"),
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
+    path("teams/", include("accounts.team_urls")),
+    path("access/", include("accounts.access_urls")),
     path("", include("accounts.urls")),
 ]

@@ -213,3 +213,11 @@ def test_my_access_says_grants_are_not_enforced_in_htpasswd_mode(carol: User) ->
     page = signed_in(carol).get("/").content.decode()
     assert "not enforced in this mode" in page
     assert "legacy" in page
+
+
+def test_every_persona_reaches_its_pages_from_the_navigation(carol: User, audrey: User) -> None:
+    page = signed_in(carol).get("/").content.decode()
+    assert 'href="/teams/"' in page and 'href="/access/why"' in page
+    assert 'href="/audit/"' not in page and 'href="/access/who"' not in page
+    page = signed_in(audrey).get("/").content.decode()
+    assert 'href="/audit/"' in page and 'href="/access/who"' in page
