@@ -22,7 +22,7 @@ class AppServer:
     def __init__(self, env: dict[str, str], workdir: Path, workers: int = 2) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env | {"PUBLIC_URL": self.url, "PORT": str(self.port)}
+        self.env = env | {"PUBLIC_URL": self.url, "PORT": str(self.port), "STATIC_ROOT": str(workdir / "static")}
         self.log = workdir / "gunicorn.log"
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
@@ -41,6 +41,8 @@ class AppServer:
         return result
 
     def start(self) -> AppServer:
+        # The manifest storage needs collectstatic, exactly as in the documented production start.
+        self.manage("collectstatic", "--noinput", "--verbosity", "0")
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
