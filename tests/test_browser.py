@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import sync_playwright
 
 from accounts import services
@@ -53,6 +54,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         )
         yield instance
         instance.close()
+        # ORM calls made while Playwright's loop runs open their own connection: close it, or
+        # PostgreSQL refuses to drop the test database at the end of the run.
+        connections.close_all()
 
 
 def sign_in(browser: object, base: str, username: str) -> object:
