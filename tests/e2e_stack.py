@@ -7,13 +7,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.harness.ports import free_port, wait_for_http
-from tests.harness.registry import RegistryServer
+from tests.harness.registry import RegistryServer, deep_merge
 
 
 class AppServer:
@@ -82,17 +81,8 @@ def registry_for(app: AppServer, workdir: Path, service: str = "registry") -> Re
     registry = RegistryServer(workdir=workdir / "registry")
     fragment = yaml.safe_load(app.manage("registry_config", "--registry", service).stdout)
     assert set(fragment) == {"auth", "notifications"}
-    registry.config = _merge(registry.config, fragment)
+    registry.config = deep_merge(registry.config, fragment)
     return registry
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = (
-            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-        )
-    return merged
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
