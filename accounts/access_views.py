@@ -7,9 +7,7 @@ Admins and auditors may ask about anyone; everyone else only about themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +25,7 @@ from accounts.models import Grant, Membership, Registry, Robot, TeamRole, User
 from accounts.patterns import InvalidName, pattern_matches, validate_repository_name
 from accounts.permissions import ACTIONS, Subject, decide, describe_access, explain_missing
 from accounts.scopes import ScopeError, parse_scope
+from registryadmin.guards import is_overseer, overseer_required
 
 ROBOT_PREFIX = "robot$"
 
@@ -34,27 +33,9 @@ ROBOT_PREFIX = "robot$"
 # --- who may ask -------------------------------------------------------------------
 
 
-def sees_everyone(user: Any) -> bool:
-    """Admins and auditors may look at anyone's access (auditors read everything, change nothing)."""
-    return bool(user.is_authenticated and user.is_active and (user.is_superuser or getattr(user, "is_auditor", False)))
-
-
-def overseer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to sign in; signed-in users who are neither admin nor auditor get 403."""
-
-    @wraps(view)
-    @login_required
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not sees_everyone(request.user):
-            raise PermissionDenied("only administrators and auditors may see everyone's access")
-        return view(request, *args, **kwargs)
-
-    return guarded
-
-
 def require_self_or_overseer(user: Any, name: str) -> None:
     """Ordinary users may ask about themselves only; checked before any lookup so names do not leak."""
-    if not sees_everyone(user) and name != user.get_username():
+    if not is_overseer(user) and name != user.get_username():
         raise PermissionDenied("you may only look at your own access")
 
 
@@ -264,6 +245,6 @@ def why(request: HttpRequest) -> HttpResponse:
         "actions": ACTIONS,
         "answer": result,
         "errors": errors,
-        "may_ask_others": sees_everyone(request.user),
+        "may_ask_others": is_overseer(request.user),
     }
     return render(request, "access/why.html", context, status=400 if errors else 200)

@@ -8,15 +8,11 @@ Nothing here changes state except creating an export job, and every export
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -27,33 +23,17 @@ from audit.charts import attempts_chart, top_lists
 from audit.context import AuditContext
 from audit.filters import ACTIONS, FilterError, keyset_page, parse_cursor, parse_filter
 from audit.models import AuditExport, AuditRecord, AuditVerification, Kind, SubjectType
+from registryadmin.guards import overseer_required
 
 PAGE_SIZE = 50
 SUGGESTED_OUTCOMES = ("granted", "partial", "denied", "auth_failed", "success", "failure", "error", "push", "pull")
-
-
-def can_read_audit(user: Any) -> bool:
-    return bool(user.is_authenticated and user.is_active and (user.is_superuser or getattr(user, "is_auditor", False)))
-
-
-def audit_reader_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous visitors go to the sign-in page; signed-in users who are neither auditor nor admin get 403."""
-
-    @wraps(view)
-    @login_required
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not can_read_audit(request.user):
-            raise PermissionDenied("only auditors and administrators may read the audit log")
-        return view(request, *args, **kwargs)
-
-    return guarded
 
 
 # --- pages -------------------------------------------------------------------------
 
 
 @require_GET
-@audit_reader_required
+@overseer_required
 def search(request: HttpRequest) -> HttpResponse:
     """Filtered records, newest first, 50 a page by keyset; a chart and top lists for the same range."""
     try:
@@ -80,7 +60,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@audit_reader_required
+@overseer_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One record in full; for a refused access attempt, why the rules refuse it today."""
     entry = get_object_or_404(AuditRecord, pk=pk)
@@ -98,7 +78,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@audit_reader_required
+@overseer_required
 def export_download(request: HttpRequest, fmt: str) -> HttpResponse:
     """The current filter as CSV or JSONL, streamed; too many records for that: offer a job instead."""
     try:
@@ -117,7 +97,7 @@ def export_download(request: HttpRequest, fmt: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@audit_reader_required
+@overseer_required
 def exports(request: HttpRequest) -> HttpResponse:
     """GET: recent export jobs. POST: start one for the posted filter and format."""
     if request.method == "GET":
@@ -134,7 +114,7 @@ def exports(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@audit_reader_required
+@overseer_required
 def export_status(request: HttpRequest, pk: int) -> HttpResponse:
     """A job's status and progress; the page refreshes itself until the job ends."""
     export = get_object_or_404(AuditExport, pk=pk)
@@ -152,7 +132,7 @@ def export_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@audit_reader_required
+@overseer_required
 def export_file(request: HttpRequest, pk: int) -> HttpResponse:
     """A finished job's file; fetching it is recorded like any other export."""
     export = get_object_or_404(AuditExport, pk=pk, status="done")
