@@ -7,7 +7,7 @@ from dataclasses import replace
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.models import ROBOT_LOGIN_PREFIX, Grant, PersonalAccessToken, Repository, Robot, User
 from accounts.permissions import Ceiling, GrantData, Subject
 
 ANONYMOUS = Subject(kind="anonymous")
@@ -100,3 +100,11 @@ def is_public(repository: str, registry: str) -> bool:
     return Repository.objects.filter(
         Q(registry__isnull=True) | Q(registry__service=registry), name=repository, public=True
     ).exists()
+
+
+def find_robot(login: str) -> Robot | None:
+    """A robot by its login (``robot$web+ci`` or, global, ``robot$ci``); the prefix may be left out."""
+    team_name, plus, name = login.removeprefix(ROBOT_LOGIN_PREFIX).rpartition("+")
+    robots = Robot.objects.select_related("team").filter(name=name)
+    robots = robots.filter(team__name=team_name) if plus else robots.filter(team__isnull=True)
+    return robots.first()

@@ -19,16 +19,13 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.access import is_public, subject_for_robot, subject_for_user
+from accounts.access import find_robot, is_public, subject_for_robot, subject_for_user
 from accounts.matrix import who_can_access
-from accounts.models import Grant, Membership, Registry, Robot, TeamRole, User
+from accounts.models import ROBOT_LOGIN_PREFIX, Grant, Membership, Registry, TeamRole, User
 from accounts.patterns import InvalidName, pattern_matches, validate_repository_name
 from accounts.permissions import ACTIONS, Subject, decide, describe_access, explain_missing
 from accounts.scopes import ScopeError, parse_scope
 from registryadmin.guards import is_overseer, overseer_required
-
-ROBOT_PREFIX = "robot$"
-
 
 # --- who may ask -------------------------------------------------------------------
 
@@ -107,17 +104,9 @@ def registry_choice(request: HttpRequest) -> tuple[list[str], str, dict[str, str
     return services, chosen, {"registry": f"there is no registry called {chosen!r}"}
 
 
-def find_robot(login: str) -> Robot | None:
-    """A robot by its login (``robot$web+ci`` or, global, ``robot$ci``); the prefix may be left out."""
-    team_name, plus, name = login.removeprefix(ROBOT_PREFIX).rpartition("+")
-    robots = Robot.objects.select_related("team").filter(name=name)
-    robots = robots.filter(team__name=team_name) if plus else robots.filter(team__isnull=True)
-    return robots.first()
-
-
 def load_subject(name: str) -> tuple[Subject, str]:
     """The engine's subject for a username or robot login, and why it cannot sign in ("" if it can)."""
-    if name.startswith(ROBOT_PREFIX):
+    if name.startswith(ROBOT_LOGIN_PREFIX):
         robot = find_robot(name)
         if robot is None:
             raise LookupError(f"there is no robot called {name!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Grant, Membership, Team, TeamRole, User
+from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 
 
 def led_team_ids(user: User) -> set[int]:
@@ -37,3 +37,10 @@ def managed_grants(user: User) -> QuerySet[Grant]:
     if user.is_superuser:
         return Grant.objects.all()
     return Grant.objects.filter(Q(managed_by_id__in=led_team_ids(user)))
+
+
+def can_revoke_robot(user: User, robot: Robot) -> bool:
+    """Admins revoke any robot; a team lead only the robots of a team they lead."""
+    if robot.team_id is None:
+        return user.is_active and user.is_superuser
+    return is_team_lead(user, robot.team)

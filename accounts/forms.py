@@ -9,11 +9,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.models import Robot, Role, Team, TeamRole, User
+from accounts.models import ROBOT_LOGIN_PREFIX, Robot, Role, Team, TeamRole, User
 from accounts.permissions import ROLE_ORDER
 from accounts.validators import pattern_validator
-
-ROBOT_LOGIN_PREFIX = "robot$"
 
 
 def expiry_from_date(day: date) -> datetime:
@@ -30,6 +28,33 @@ def add_service_error(form: forms.Form, error: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, messages)
 
 
+def check_expiry_day(day: date) -> None:
+    """Refuse an "until" day already over (UTC), or so far away that the day after it is off the calendar."""
+    try:
+        expires_at = expiry_from_date(day)
+    except OverflowError:
+        raise ValidationError("That day is too far away; pick an earlier one.", code="too_far") from None
+    if expires_at <= timezone.now():
+        raise ValidationError("That day is already over (UTC); pick today or a later date.", code="past")
+
+
+class ExpiryMixin:
+    """An optional ``expires_on`` day, refused when already over; ``expires_at`` is its instant."""
+
+    cleaned_data: dict[str, Any]
+
+    def clean_expires_on(self) -> date | None:
+        day: date | None = self.cleaned_data["expires_on"]
+        if day is not None:
+            check_expiry_day(day)
+        return day
+
+    @property
+    def expires_at(self) -> datetime | None:
+        day = self.cleaned_data.get("expires_on")
+        return expiry_from_date(day) if day else None
+
+
 class AddMemberForm(forms.Form):
     """Add a user to a team, or change the role they have in it."""
 
@@ -42,7 +67,7 @@ class AddMemberForm(forms.Form):
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)
 
 
-class GrantForm(forms.Form):
+class GrantForm(ExpiryMixin, forms.Form):
     """A lead's grant: a user or one of the team's robots, a pattern, a role up to the team's strongest."""
 
     subject = forms.CharField(
@@ -82,13 +107,31 @@ class GrantForm(forms.Form):
             raise ValidationError(f"No user or robot of team {self.team.name} is called {name!r}.", code="unknown")
         return subject
 
-    def clean_expires_on(self) -> date | None:
-        day: date | None = self.cleaned_data["expires_on"]
-        if day is not None and expiry_from_date(day) <= timezone.now():
-            raise ValidationError("That day is already over (UTC); pick today or a later date.", code="past")
-        return day
 
-    @property
-    def expires_at(self) -> datetime | None:
-        day = self.cleaned_data.get("expires_on")
-        return expiry_from_date(day) if day else None
+class TeamForm(forms.Form):
+    """An admin's new team: a slug name and what the team is for."""
+
+    name = forms.SlugField(max_length=100, help_text="Letters, digits, - or _; robots sign in as robot$<team>+<name>.")
+    description = forms.CharField(max_length=255, required=False)
+
+
+class TeamEditForm(forms.Form):
+    """What an admin may change about a team once made (the name is in robots' login names)."""
+
+    description = forms.CharField(max_length=255, required=False)
+
+
+class DeleteTeamForm(forms.Form):
+    """Deleting a team takes its memberships, grants and robots: the admin types its name to confirm."""
+
+    confirm = forms.CharField(max_length=100, label="Type the team's name to confirm")
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.team = team
+
+    def clean_confirm(self) -> str:
+        typed: str = self.cleaned_data["confirm"].strip()
+        if typed != self.team.name:
+            raise ValidationError(f"Type {self.team.name} exactly to delete the team.", code="mismatch")
+        return typed

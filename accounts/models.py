@@ -271,6 +271,9 @@ class Credential(models.Model):
         return ""
 
 
+ROBOT_LOGIN_PREFIX = "robot$"
+
+
 class Robot(Credential):
     """A machine account (CI, deploy hosts) of a team, or global (made by an admin).
 
@@ -294,7 +297,8 @@ class Robot(Credential):
 
     @property
     def login_name(self) -> str:
-        return f"robot${self.team.name}+{self.name}" if self.team_id else f"robot${self.name}"
+        prefix = f"{ROBOT_LOGIN_PREFIX}{self.team.name}+" if self.team_id else ROBOT_LOGIN_PREFIX
+        return f"{prefix}{self.name}"
 
 
 class PersonalAccessToken(Credential):

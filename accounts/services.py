@@ -104,6 +104,8 @@ def create_user(
     *,
     context: AuditContext,
     email: str = "",
+    first_name: str = "",
+    last_name: str = "",
     password: str | None = None,
     is_active: bool = True,
     is_superuser: bool = False,
@@ -115,6 +117,8 @@ def create_user(
     user = User(
         username=username,
         email=email,
+        first_name=first_name,
+        last_name=last_name,
         is_active=is_active,
         is_superuser=is_superuser,
         is_staff=is_superuser,
@@ -673,3 +677,28 @@ def lead_remove_membership(membership: Membership, *, acting_user: User, context
     if not authz.is_team_lead(acting_user, membership.team):
         raise PermissionDenied(f"{acting_user.username} does not lead team {membership.team.name}.")
     remove_membership(membership, context=context)
+
+
+@transaction.atomic
+def lead_create_robot(
+    team: Team,
+    name: str,
+    *,
+    acting_user: User,
+    context: AuditContext,
+    expires_at: datetime | None = None,
+    grants: list[tuple[str, str]] | None = None,
+    description: str = "",
+) -> tuple[Robot, str]:
+    """A team lead makes a robot of their team; ``create_robot`` keeps its grants inside the team's."""
+    if not authz.is_team_lead(acting_user, team):
+        raise PermissionDenied(f"{acting_user.username} does not lead team {team.name}.")
+    return create_robot(team, name, context=context, expires_at=expires_at, grants=grants, description=description)
+
+
+@transaction.atomic
+def lead_revoke_robot(robot: Robot, *, acting_user: User, context: AuditContext) -> None:
+    """Revoke ``robot`` if ``acting_user`` may (``authz.can_revoke_robot``)."""
+    if not authz.can_revoke_robot(acting_user, robot):
+        raise PermissionDenied(f"{acting_user.username} may not revoke {robot.login_name}.")
+    revoke_robot(robot, context=context)

@@ -1,8 +1,9 @@
-"""The team pages: a team's members, grants and robots; its leads change members and grants here.
+"""The team pages: a team's members, grants and robots; its leads change members, grants and robots here.
 
 Admins, auditors and the team's members may see a team; only ``authz.is_team_lead`` (the team's
 maintainers and admins) get the forms, and every change goes through ``services.lead_*``, which
-refuse anyone else with ``PermissionDenied`` (403).
+refuse anyone else with ``PermissionDenied`` (403). Making, describing and deleting teams is for
+admins only (``admin_required``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import authz, services
-from accounts.forms import AddMemberForm, GrantForm, add_service_error
+from accounts.credential_forms import TeamRobotForm, add_credential_error, registry_hosts, with_state
+from accounts.forms import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
 from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 from accounts.permissions import ROLE_ORDER
 from audit.context import AuditContext
+from registryadmin.guards import admin_required, is_admin
 
 
 def _sees_every_team(user: User) -> bool:
@@ -55,25 +59,33 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
     if not (_sees_every_team(request.user) or any(m.user_id == request.user.pk for m in members)):
         raise PermissionDenied(f"Only members of team {team.name}, auditors and administrators may see it.")
     managed = Grant.objects.filter(managed_by=team).select_related("user", "team", "robot__team", "registry")
+    now = timezone.now()
     return {
         "team": team,
         "members": members,
         "team_grants": list(team.grants.select_related("registry")),
         "managed_grants": managed.order_by("pattern", "id"),
-        "robots": team.robots.all(),
+        "robots": list(with_state(team.robots.all(), now)),
         "can_manage": authz.is_team_lead(request.user, team),
-        "now": timezone.now(),
+        "is_admin": is_admin(request.user),
+        "now": now,
     }
 
 
-def _team_page(request: HttpRequest, team: Team, *, status: int = 200, **forms: Any) -> HttpResponse:
+def _team_page(request: HttpRequest, team: Team, *, status: int = 200, **extra: Any) -> HttpResponse:
+    """The team page; ``extra`` replaces a blank form with a bound one, or carries a new robot's secret."""
     context = _team_context(request, team)
     if context["can_manage"]:
         cap = _strongest_role(context["team_grants"], context["now"])
         context["cap"] = cap
-        context["member_form"] = forms.get("member_form") or AddMemberForm(prefix="member")
-        context["grant_form"] = forms.get("grant_form") or GrantForm(prefix="grant", team=team, cap=cap)
-        context["action_error"] = forms.get("action_error", "")
+        context["member_form"] = AddMemberForm(prefix="member")
+        context["grant_form"] = GrantForm(prefix="grant", team=team, cap=cap)
+        context["robot_form"] = TeamRobotForm(prefix="robot")
+        context["action_error"] = ""
+    if context["is_admin"]:
+        context["edit_form"] = TeamEditForm(prefix="team", initial={"description": team.description})
+        context["delete_form"] = DeleteTeamForm(prefix="delete", team=team)
+    context.update(extra)
     return render(request, "teams/detail.html", context, status=status)
 
 
@@ -95,7 +107,12 @@ def team_list(request: HttpRequest) -> HttpResponse:
     )
     if not _sees_every_team(request.user):
         teams = teams.filter(my_role__isnull=False)
-    context = {"teams": teams, "lead_role": TeamRole.MAINTAINER, "sees_all": _sees_every_team(request.user)}
+    context = {
+        "teams": teams,
+        "lead_role": TeamRole.MAINTAINER,
+        "sees_all": _sees_every_team(request.user),
+        "can_create": is_admin(request.user),
+    }
     return render(request, "teams/list.html", context)
 
 
@@ -181,3 +198,99 @@ def revoke_grant(request: HttpRequest, name: str, grant_id: int) -> HttpResponse
         return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
     messages.success(request, f"Revoked {grant.role} on {grant.pattern} from {subject}.")
     return redirect("teams:detail", name=team.name)
+
+
+# Team robots (team leads) -----------------------------------------------------------
+
+
+@never_cache
+@require_POST
+@login_required
+def add_robot(request: HttpRequest, name: str) -> HttpResponse:
+    """A lead makes a robot of the team; the page it answers with is the only place its secret appears."""
+    team = _led_team(request, name)
+    form = TeamRobotForm(request.POST, prefix="robot")
+    if form.is_valid():
+        try:
+            robot, secret = services.lead_create_robot(
+                team,
+                form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                expires_at=form.expires_at,
+                grants=form.cleaned_data["grants"],
+                acting_user=request.user,
+                context=AuditContext.from_request(request),
+            )
+        except ValidationError as exc:
+            add_credential_error(form, exc)
+        else:
+            hosts = registry_hosts() or ["HOST"]
+            return _team_page(request, team, status=201, new_robot=robot, secret=secret, hosts=hosts)
+    return _team_page(request, team, status=400, robot_form=form)
+
+
+@require_POST
+@login_required
+def revoke_robot(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """A lead revokes one of the team's robots; another team's robot is not found on this page."""
+    team = _led_team(request, name)
+    robot = get_object_or_404(Robot.objects.select_related("team"), pk=pk, team=team)
+    services.lead_revoke_robot(robot, acting_user=request.user, context=AuditContext.from_request(request))
+    messages.success(request, f"Revoked {robot.login_name}: it no longer signs in.")
+    return redirect("teams:detail", name=team.name)
+
+
+# Teams themselves (admins) ------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def team_new(request: HttpRequest) -> HttpResponse:
+    """An admin makes a team; its leads are then set on the team page."""
+    if request.method == "GET":
+        return render(request, "teams/new.html", {"form": TeamForm()})
+    form = TeamForm(request.POST)
+    if form.is_valid():
+        try:
+            team = services.create_team(
+                form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                context=AuditContext.from_request(request),
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Made team {team.name}. Add its members and leads below.")
+            return redirect("teams:detail", name=team.name)
+    return render(request, "teams/new.html", {"form": form}, status=400)
+
+
+@require_POST
+@admin_required
+def team_edit(request: HttpRequest, name: str) -> HttpResponse:
+    team = get_object_or_404(Team, name=name)
+    form = TeamEditForm(request.POST, prefix="team")
+    if form.is_valid():
+        try:
+            services.update_team(
+                team, description=form.cleaned_data["description"], context=AuditContext.from_request(request)
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Saved the description of team {team.name}.")
+            return redirect("teams:detail", name=team.name)
+    return _team_page(request, team, status=400, edit_form=form)
+
+
+@require_POST
+@admin_required
+def team_delete(request: HttpRequest, name: str) -> HttpResponse:
+    """Deleting takes the team's memberships, its grants and its robots: the admin types the name first."""
+    team = get_object_or_404(Team, name=name)
+    form = DeleteTeamForm(request.POST, prefix="delete", team=team)
+    if not form.is_valid():
+        return _team_page(request, team, status=400, delete_form=form)
+    services.delete_team(team, context=AuditContext.from_request(request))
+    messages.success(request, f"Deleted team {name} with its memberships, grants and robots.")
+    return redirect("teams:list")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import jwt
 import pytest
 from django.db import connection
 from django.test import Client
@@ -14,7 +17,8 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.forms import expiry_from_date
-from accounts.models import Grant, Membership, Team, User
+from accounts.keys import ensure_keys
+from accounts.models import Grant, Membership, Robot, Team, User
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, make_user
 
@@ -308,3 +312,132 @@ def test_the_team_page_needs_the_same_queries_however_big_the_team(
     with django_assert_max_num_queries(len(small)):
         response = client.get(_detail(world))
     assert "user5" in response.content.decode() and "robot$web+bot5" in response.content.decode()
+
+
+# --- the team's robots (leads) ------------------------------------------------------------
+
+
+def _add_robot(world: dict[str, object], team: str = "web") -> str:
+    return reverse("teams:add_robot", kwargs={"name": team})
+
+
+def _revoke_robot(world: dict[str, object]) -> str:
+    """Revoking the web team's robot ci (made by the world fixture)."""
+    pk = Robot.objects.get(team__name="web", name="ci").pk
+    return reverse("teams:revoke_robot", kwargs={"name": "web", "pk": pk})
+
+
+def _robot_secret(response) -> str:
+    found = set(re.findall(r"rgb_[A-Za-z0-9_-]{20,}", response.content.decode()))
+    assert len(found) == 1, found
+    return found.pop()
+
+
+def _ask_registry(username: str, secret: str, scope: str):
+    raw = base64.b64encode(f"{username}:{secret}".encode()).decode()
+    return Client().get("/auth/token", {"service": "registry", "scope": scope}, HTTP_AUTHORIZATION=f"Basic {raw}")
+
+
+ROBOT_POST_EXPECTED = {"anonymous": 302, "carol": 403, "bob": 403, "alice": 201, "audrey": 403, "ada": 201}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_making_a_team_robot_answers_each_persona_as_the_matrix_says(world, persona: str) -> None:
+    data = {"robot-name": "deployer", "robot-grants": "web/app:read"}
+    response = client_for(persona, world).post(_add_robot(world), data)
+    assert response.status_code == ROBOT_POST_EXPECTED[persona]
+    assert Robot.objects.filter(name="deployer").exists() == (response.status_code == 201)
+    if response.status_code == 403:
+        assert "rgb_" not in response.content.decode() and "robot$web+ci" not in response.content.decode()
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_revoking_a_team_robot_answers_each_persona_as_the_matrix_says(world, persona: str) -> None:
+    response = client_for(persona, world).post(_revoke_robot(world))
+    assert response.status_code == POST_EXPECTED[persona]
+    revoked = Robot.objects.get(name="ci").revoked_at is not None
+    assert revoked == (response.status_code == 302 and persona != "anonymous")
+    if revoked:
+        assert response["Location"] == _detail(world)
+
+
+@pytest.mark.parametrize(("url_for", "method"), [(_add_robot, "get"), (_revoke_robot, "get")])
+def test_the_robot_actions_reject_the_wrong_method(world, url_for: UrlFor, method: str) -> None:
+    assert getattr(client_for("alice", world), method)(url_for(world)).status_code == 405
+
+
+def test_a_lead_makes_a_team_robot_whose_secret_is_shown_once_and_signs_in(world) -> None:
+    services.create_registry("registry", context=SYSTEM)
+    ensure_keys()
+    client = client_for("alice", world)
+    data = {"robot-name": "deployer", "robot-description": "ships", "robot-grants": "web/app:write"}
+    response = client.post(_add_robot(world), data)
+    assert response.status_code == 201
+    secret = _robot_secret(response)
+    body = response.content.decode()
+    assert "robot$web+deployer" in body and "docker login -u 'robot$web+deployer' --password-stdin" in body
+    assert secret not in client.get(_detail(world)).content.decode()
+    robot = Robot.objects.get(name="deployer")
+    assert (robot.team, robot.description, robot.created_by) == (world["web"], "ships", world["alice"])
+    assert robot.grants.get().managed_by == world["web"]
+    claims = jwt.decode(
+        _ask_registry("robot$web+deployer", secret, "repository:web/app:pull,push").json()["token"],
+        options={"verify_signature": False},
+    )
+    assert claims["access"] == [{"type": "repository", "name": "web/app", "actions": ["pull", "push"]}]
+    made = AuditRecord.objects.filter(kind="credential", detail__action="robot.create").latest("id")
+    assert (made.actor, made.detail["credential"]) == ("alice", "robot$web+deployer")
+    assert secret not in str(made.detail)
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"robot-name": "x", "robot-grants": "ops/db:read"}, "grants", "lies outside what team web holds"),
+        ({"robot-name": "x", "robot-grants": "web/app:admin"}, "grants", "lies outside what team web holds"),
+        ({"robot-name": "x", "robot-grants": "web/app:push"}, "grants", "Line 1: write pattern:role"),
+        ({"robot-name": "ci"}, "name", "robot$web+ci already exists."),
+        ({"robot-name": "x", "robot-expires_on": "2001-01-01"}, "expires_on", "already over"),
+    ],
+)
+def test_a_lead_is_refused_a_robot_beyond_the_team_with_an_inline_error(world, data, field: str, message: str) -> None:
+    before = (Robot.objects.count(), Grant.objects.count())
+    response = client_for("alice", world).post(_add_robot(world), data)
+    assert response.status_code == 400
+    assert message in " ".join(response.context["robot_form"].errors[field])
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert (Robot.objects.count(), Grant.objects.count()) == before
+
+
+def test_a_lead_of_web_can_neither_make_nor_revoke_robots_of_ops(world) -> None:
+    ops = Team.objects.get(name="ops")
+    theirs, _secret = services.create_robot(ops, "deploy", context=SYSTEM)
+    client = client_for("alice", world)
+    assert client.post(_add_robot(world, "ops"), {"robot-name": "mine"}).status_code == 403
+    ops_url = reverse("teams:revoke_robot", kwargs={"name": "ops", "pk": theirs.pk})
+    assert client.post(ops_url).status_code == 403
+    through_web = reverse("teams:revoke_robot", kwargs={"name": "web", "pk": theirs.pk})
+    assert client.post(through_web).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None and not Robot.objects.filter(name="mine").exists()
+
+
+def test_a_lead_revokes_the_teams_robot_and_the_page_says_so(world) -> None:
+    response = client_for("alice", world).post(_revoke_robot(world), follow=True)
+    body = response.content.decode()
+    assert "Revoked robot$web+ci" in body and 'badge bad">revoked' in body
+    assert _revoke_robot(world) not in body  # nothing left to revoke
+    assert AuditRecord.objects.filter(kind="credential", detail__action="robot.revoke", actor="alice").exists()
+
+
+@pytest.mark.parametrize("persona", ["alice", "ada"])
+def test_leads_get_the_robot_forms(world, persona: str) -> None:
+    body = client_for(persona, world).get(_detail(world)).content.decode()
+    assert f'action="{_add_robot(world)}"' in body and f'action="{_revoke_robot(world)}"' in body
+
+
+@pytest.mark.parametrize("persona", ["bob", "audrey"])
+def test_readers_see_robots_and_their_state_but_no_robot_forms(world, persona: str) -> None:
+    body = client_for(persona, world).get(_detail(world)).content.decode()
+    assert "robot$web+ci" in body and 'badge ok">active' in body
+    assert 'action="/teams/web/robots/' not in body and "rgb_" not in body

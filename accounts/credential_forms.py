@@ -1,0 +1,226 @@
+"""Forms for robots and personal access tokens, and the one rule for a credential's state.
+
+They parse and validate what a person typed (patterns one per line, ``pattern:role`` grant
+lines, an "until" day); the services decide what is allowed. ``with_state`` is the single
+definition of active / expired / revoked: the badge on every list and the state filter both
+read it, so what a filter finds is what the badge says. ``registry_hosts`` feeds the
+``docker login`` line shown beside a new secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import Case, CharField, Q, QuerySet, Value, When
+
+from accounts.forms import ExpiryMixin, add_service_error
+from accounts.models import AuthMode, Registry, Role, Team
+from accounts.patterns import InvalidName, validate_pattern
+
+MAX_LINES = 50
+GLOBAL_TEAM = "$global"  # the team filter's value for robots of no team (never a team's slug)
+
+
+class State:
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CHOICES = [("", "any state"), (ACTIVE, "active"), (EXPIRED, "expired"), (REVOKED, "revoked")]
+
+
+def with_state(queryset: QuerySet, now: datetime) -> QuerySet:
+    """Annotate ``state``: revoked wins over expired, as ``Credential.refusal`` says."""
+    return queryset.annotate(
+        state=Case(
+            When(revoked_at__isnull=False, then=Value(State.REVOKED)),
+            When(Q(expires_at__isnull=False) & Q(expires_at__lte=now), then=Value(State.EXPIRED)),
+            default=Value(State.ACTIVE),
+            output_field=CharField(),
+        )
+    )
+
+
+# Service errors name model fields; these forms name some of them differently.
+_FIELD_FOR = {"pattern": "grants", "role": "grants", "patterns": "patterns", "expires_at": "expires_on"}
+
+
+def _field_for(form: forms.Form, key: str) -> str:
+    target = _FIELD_FOR.get(key, key)
+    return target if target in form.fields else key
+
+
+def add_credential_error(form: forms.Form, error: ValidationError) -> None:
+    """Like ``add_service_error``, with the services' field names mapped onto this module's forms."""
+    if hasattr(error, "error_dict"):
+        renamed: dict[str, list[str]] = {}
+        for key, messages in error.message_dict.items():
+            renamed.setdefault(_field_for(form, key), []).extend(messages)
+        error = ValidationError(renamed)
+    add_service_error(form, error)
+
+
+def _lines(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_LINES:
+        raise ValidationError(f"At most {MAX_LINES} lines, please.", code="too_many")
+    return lines
+
+
+def _pattern(line: str, number: int) -> str:
+    try:
+        return validate_pattern(line)
+    except InvalidName as exc:
+        raise ValidationError(f"Line {number}: {exc}", code="invalid_pattern") from None
+
+
+class _LinesField(forms.CharField):
+    """A textarea read one line at a time (blank lines ignored), checked as text first."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 10_000)
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> Any:
+        text: str = super().clean(value)
+        return self.parse(_lines(text))
+
+    def parse(self, lines: list[str]) -> Any:
+        raise NotImplementedError
+
+
+class PatternLinesField(_LinesField):
+    """Repository patterns, one per line (globs: ``*`` within a component, ``**`` across)."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "web/app\nweb/tools/*"})
+
+    def parse(self, lines: list[str]) -> list[str]:
+        return list(dict.fromkeys(_pattern(line, number) for number, line in enumerate(lines, 1)))
+
+
+class GrantLinesField(_LinesField):
+    """Grants as ``pattern:role`` lines, e.g. ``web/app:write``."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "web/app:write\nweb/base/*:read"})
+
+    def parse(self, lines: list[str]) -> list[tuple[str, str]]:
+        grants: dict[str, str] = {}
+        for number, line in enumerate(lines, 1):
+            pattern, colon, role = (part.strip() for part in line.rpartition(":"))
+            if not colon or role not in Role.values:
+                raise ValidationError(
+                    f"Line {number}: write pattern:role, the role one of read, write or admin.", code="invalid_grant"
+                )
+            pattern = _pattern(pattern, number)
+            if pattern in grants:
+                raise ValidationError(f"Line {number}: {pattern!r} is given twice.", code="duplicate")
+            grants[pattern] = role
+        return list(grants.items())
+
+
+class ExpiresOnForm(ExpiryMixin, forms.Form):
+    """An optional "until" day: the credential lasts through it and expires at 00:00 UTC the next day."""
+
+    expires_on = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. Lasts through this day and expires at 00:00 UTC the next day.",
+    )
+
+
+class AccessTokenForm(ExpiresOnForm):
+    """A personal access token: a name, and optionally read-only and a few repository patterns."""
+
+    name = forms.CharField(max_length=100, help_text="Where it is used, e.g. laptop or ci.")
+    read_only = forms.BooleanField(required=False, help_text="Pull only, whatever you may do yourself.")
+    patterns = PatternLinesField(
+        required=False, help_text="Optional: one pattern a line; the token then reaches only these repositories."
+    )
+    field_order = ["name", "read_only", "patterns", "expires_on"]
+
+
+class TeamRobotForm(ExpiresOnForm):
+    """A team lead's robot: a name, what it is for, and grants inside the team's grants."""
+
+    name = forms.CharField(max_length=100, help_text="Lowercase letters, digits, - or _.")
+    description = forms.CharField(max_length=255, required=False)
+    grants = GrantLinesField(required=False, help_text="One pattern:role a line, e.g. web/app:write.")
+    field_order = ["name", "description", "expires_on", "grants"]
+
+
+class RobotForm(TeamRobotForm):
+    """An admin's robot: as a lead's, and for any team or for none (a global robot)."""
+
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.only("pk", "name"),
+        to_field_name="name",
+        required=False,
+        empty_label="(none: a global robot)",
+        help_text="A team robot's grants must lie inside its team's grants.",
+        error_messages={"invalid_choice": "No team is called that."},
+    )
+    field_order = ["team", "name", "description", "expires_on", "grants"]
+
+
+class CredentialFilterForm(forms.Form):
+    """Search and state filter for the token list (GET parameters); the robot list adds a team."""
+
+    search_fields: tuple[str, ...] = ("name",)
+
+    q = forms.CharField(max_length=200, required=False, label="Search")
+    state = forms.ChoiceField(choices=State.CHOICES, required=False)
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        """``queryset`` (annotated by ``with_state``) narrowed to the search and the state."""
+        text, state = self.cleaned_data["q"].strip(), self.cleaned_data["state"]
+        if text:
+            queryset = queryset.filter(self.search(text))
+        return queryset.filter(state=state) if state else queryset
+
+    def search(self, text: str) -> Q:
+        query = Q()
+        for field in self.search_fields:
+            query |= Q(**{f"{field}__icontains": text})
+        return query
+
+
+class RobotFilterForm(CredentialFilterForm):
+    """The robot list's filters: a search over login name and description, team and state."""
+
+    search_fields = ("name", "team__name", "description")
+
+    team = forms.ChoiceField(choices=(), required=False)
+    field_order = ["q", "team", "state"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = Team.objects.order_by("name").values_list("name", flat=True)
+        team_field: forms.ChoiceField = self.fields["team"]  # type: ignore[assignment]
+        team_field.choices = [("", "any team"), (GLOBAL_TEAM, "(global robots)"), *((n, n) for n in names)]
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        team = self.cleaned_data["team"]
+        if team == GLOBAL_TEAM:
+            queryset = queryset.filter(team__isnull=True)
+        elif team:
+            queryset = queryset.filter(team__name=team)
+        return super().filter(queryset)
+
+    def search(self, text: str) -> Q:
+        """Also understands a whole login name, ``robot$<team>+<name>``."""
+        text = text.removeprefix("robot$")
+        if "+" in text:
+            team, _plus, name = text.partition("+")
+            return Q(team__name__icontains=team, name__icontains=name)
+        return super().search(text)
+
+
+def registry_hosts(*, token_mode_only: bool = False) -> list[str]:
+    """The hosts to put in ``docker login`` instructions (a registry's URL host, else its service name)."""
+    registries = Registry.objects.all()
+    if token_mode_only:
+        registries = registries.filter(auth_mode=AuthMode.TOKEN)
+    return [urlsplit(r.url).netloc or r.service for r in registries.only("service", "url")]
