@@ -1,0 +1,124 @@
+"""The grants pages: every grant with filters for admins and auditors; admins give, change and revoke.
+
+Auditors read every grant and change none (``admin_required`` on every POST); team leads change
+their team's grants on the team pages. Each change is one service call that writes its audit record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import services
+from accounts.forms import add_service_error
+from accounts.grant_forms import SOON, EditGrantForm, GrantFilterForm, NewGrantForm
+from accounts.models import Grant, Robot, Role, Team, User
+from audit.context import AuditContext
+from registryadmin.guards import admin_required, is_admin, overseer_required
+from registryadmin.pages import next_url, wants_partial
+from registryadmin.paging import page_of
+
+# Everything a row shows, fetched with the row: the query count never grows with the page.
+GRANTS = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by", "created_by")
+
+
+def _list_url() -> str:
+    return reverse("grants:list")
+
+
+def _subject_name(subject: User | Team | Robot) -> str:
+    if isinstance(subject, Robot):
+        return subject.login_name
+    return subject.username if isinstance(subject, User) else subject.name
+
+
+@require_GET
+@overseer_required
+def grant_list(request: HttpRequest) -> HttpResponse:
+    """Every grant, filtered by subject, pattern, role, registry, managing team and state."""
+    form = GrantFilterForm(request.GET)
+    now = timezone.now()
+    valid = form.is_valid()
+    grants = form.apply(GRANTS.order_by("pattern", "id"), now) if valid else Grant.objects.none()
+    context: dict[str, Any] = {
+        "form": form,
+        "page": page_of(request, grants),
+        "now": now,
+        "soon": now + SOON,
+        "roles": Role.choices,
+        "can_change": is_admin(request.user),
+        "next": request.get_full_path(),
+    }
+    partial = wants_partial(request)
+    # HTMX swaps only 2xx answers, so its live search gets a 200 whose results carry the errors.
+    status = 200 if valid or partial else 400
+    return render(request, "grants/_results.html" if partial else "grants/list.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def grant_new(request: HttpRequest) -> HttpResponse:
+    """Give a user, team or robot a role; ``?user=``, ``?team=`` or ``?robot=`` fill in the subject."""
+    if request.method == "GET":
+        form = NewGrantForm(initial=NewGrantForm.prefill(request.GET))
+        return render(request, "grants/new.html", {"form": form})
+    form = NewGrantForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            grant = services.create_grant(
+                data["subject"],
+                data["pattern"],
+                data["role"],
+                registry=data["registry"],
+                expires_at=form.expires_at,
+                managed_by=data["managed_by"],
+                context=AuditContext.from_request(request),
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            name = _subject_name(data["subject"])
+            messages.success(request, f"Granted {grant.role} on {grant.pattern} to {name}.")
+            return redirect(f"{_list_url()}?{urlencode({'subject': name})}")
+    return render(request, "grants/new.html", {"form": form}, status=400)
+
+
+@require_POST
+@admin_required
+def grant_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new role and/or expiry (or none); a mistake re-shows the form for that grant with the error."""
+    grant = get_object_or_404(GRANTS, pk=pk)
+    form = EditGrantForm(request.POST)
+    back = next_url(request, _list_url())
+    if form.is_valid():
+        try:
+            grant = services.update_grant(grant, context=AuditContext.from_request(request), **form.changes)
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Saved: {grant}.")
+            return redirect(back)
+    context = {"grant": grant, "form": form, "next": back, "now": timezone.now()}
+    return render(request, "grants/edit.html", context, status=400)
+
+
+@require_POST
+@admin_required
+def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke a grant; HTMX removes the row in place, a plain form goes back to the list."""
+    grant = get_object_or_404(GRANTS, pk=pk)
+    label = f"{grant.role} on {grant.pattern} from {grant.subject_label}"
+    services.lead_revoke(grant, acting_user=request.user, context=AuditContext.from_request(request))
+    if request.htmx:
+        return HttpResponse("")  # the row swaps itself out
+    messages.success(request, f"Revoked {label}.")
+    return redirect(next_url(request, _list_url()))
