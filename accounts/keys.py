@@ -46,9 +46,14 @@ def _new_key(state: str) -> SigningKey:
     )
 
 
+def has_keys() -> bool:
+    """Whether the current and the next key exist (what ``ensure_keys`` would otherwise make)."""
+    return SigningKey.objects.filter(state__in=(KeyState.CURRENT, KeyState.NEXT)).count() == 2
+
+
 def ensure_keys(context: AuditContext | None = None) -> bool:
     """Make the current and next keys if they are missing; True when something was made."""
-    if SigningKey.objects.filter(state__in=(KeyState.CURRENT, KeyState.NEXT)).count() == 2:
+    if has_keys():
         return False  # the common case, without taking the lock
     with exclusive(SIGNING_KEYS):
         return _ensure_keys_locked(context)
@@ -67,6 +72,11 @@ def _ensure_keys_locked(context: AuditContext | None) -> bool:
 def bundle_pem() -> str:
     """The certificate bundle for the registry's ``rootcertbundle``: current, next, previous."""
     ensure_keys()
+    return published_bundle_pem()
+
+
+def published_bundle_pem() -> str:
+    """The bundle as the keys stand, making none: for pages, whose GET must not change state."""
     keys = SigningKey.objects.filter(state__in=BUNDLE_STATES).order_by("state")
     return "".join(key.certificate for key in keys)
 

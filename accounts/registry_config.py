@@ -1,21 +1,54 @@
-"""Rendering the registry's configuration fragment and writing the files it names. Pure + edges."""
+"""Rendering the registry's configuration fragment and writing the files it names. Pure + edges.
+
+``manage.py registry_config`` and ``rotate_signing_key`` and the registry pages share these, so the
+fragment a page shows is the one the command prints, and "Prepare configuration" writes what it writes.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from django.conf import settings
+from django.db import transaction
+
+from accounts import htpasswd, keys
+from accounts.endpoints import notification_secret
+from accounts.models import AuthMode, Registry, SigningKey
+from audit.context import AuditContext
+from audit.models import Kind, SubjectType
+from audit.services import record, record_change
+
+BUNDLE_NAME = "token-bundle.pem"
+TOKEN_ADVICE = (
+    "merge the fragment below into the registry's config.yml; enable storage.delete for deletes;"
+    " restart the registry after each key rotation"
+)
+HTPASSWD_REWRITE_ADVICE = "it is rewritten after every change, the registry reloads it itself"
+HTPASSWD_WARNINGS = (
+    "WARNING: htpasswd mode checks passwords only and cannot enforce roles: any valid user can pull, push and "
+    "delete in every repository.",
+    "WARNING: htpasswd mode has no personal access tokens and no directory (LDAP) logins; robots still work.",
+    "WARNING: htpasswd mode leaves no record of access attempts: the registry never asks us.",
+)
+HTPASSWD_ADVICE = "merge the fragment below into the registry's config.yml (no restart needed later)"
 
 
 def default_output_dir(service: str) -> Path:
     return Path(settings.DATA_DIR) / "registry" / service
 
 
-def token_fragment(service: str, bundle_path: Path, secret: str) -> dict[str, Any]:
+def bundle_path(service: str, output_dir: Path | None = None) -> Path:
+    """Where the certificate bundle is written: ``--output-dir`` or ``DATA_DIR/registry/SERVICE``."""
+    return (output_dir or default_output_dir(service)).resolve() / BUNDLE_NAME
+
+
+def token_fragment(service: str, bundle: Path, secret: str) -> dict[str, Any]:
     """``auth`` + ``notifications`` for a registry that uses us as its token server."""
     return {
         "auth": {
@@ -23,9 +56,17 @@ def token_fragment(service: str, bundle_path: Path, secret: str) -> dict[str, An
                 "realm": f"{settings.PUBLIC_URL}/auth/token",
                 "service": service,
                 "issuer": settings.TOKEN_ISSUER,
-                "rootcertbundle": str(bundle_path.resolve()),
+                "rootcertbundle": str(bundle.resolve()),
             }
         },
+        "notifications": notifications(service, secret),
+    }
+
+
+def htpasswd_fragment(service: str, path: Path, secret: str) -> dict[str, Any]:
+    """``auth`` + ``notifications`` for a registry that checks passwords in our htpasswd file."""
+    return {
+        "auth": {"htpasswd": {"realm": service or "registry", "path": str(path)}},
         "notifications": notifications(service, secret),
     }
 
@@ -63,3 +104,105 @@ def write_atomic(path: Path, content: str, mode: int) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def missing_hash_advice(missing: Sequence[str]) -> str:
+    """The users htpasswd mode does not know yet ("" when there are none)."""
+    if not missing:
+        return ""
+    return (
+        f"{len(missing)} users must reset password for htpasswd mode "
+        f"(no bcrypt hash is known for them yet): {', '.join(missing)}"
+    )
+
+
+def htpasswd_advice(missing: Sequence[str]) -> list[str]:
+    """The advice ``registry_config`` prints after writing the htpasswd file, in order."""
+    lines = [*HTPASSWD_WARNINGS, missing_hash_advice(missing), HTPASSWD_ADVICE]
+    return [line for line in lines if line]
+
+
+# Edges: what the command (and the page's "Prepare configuration") writes -----
+
+
+def prepare_token(registry: Registry, context: AuditContext, output_dir: Path | None = None) -> tuple[Path, str]:
+    """Make the keys and the notification secret if missing, write the bundle; (bundle path, secret)."""
+    keys.ensure_keys(context)
+    bundle = bundle_path(registry.service, output_dir)
+    write_atomic(bundle, keys.bundle_pem(), 0o644)
+    secret = notification_secret(registry, context)
+    _record_prepared(context, registry, bundle)
+    return bundle, secret
+
+
+def prepare_htpasswd(registry: Registry, context: AuditContext) -> tuple[Path, str]:
+    """Write the htpasswd file now (a registry started without it invents a user); (path, secret).
+
+    Raises ``HtpasswdError`` or ``OSError`` when the file cannot be written.
+    """
+    path = htpasswd.path_for(registry).resolve()
+    htpasswd.sync_all()
+    if not path.is_file():
+        raise htpasswd.HtpasswdError(f"the htpasswd file {path} was not written")
+    secret = notification_secret(registry, context)
+    _record_prepared(context, registry, path)
+    return path, secret
+
+
+def _record_prepared(context: AuditContext, registry: Registry, written: Path) -> None:
+    """Which file was written for which mode, by whom (keys and secrets made on the way record themselves)."""
+    with transaction.atomic():
+        after = {"auth_mode": registry.auth_mode, "file": str(written)}
+        record_change(context, "registry.prepare", registry.service, after=after, registry=registry.service)
+
+
+def rewrite_bundles() -> list[tuple[str, Path]]:
+    """After a rotation: rewrite the bundle files already written for token-mode registries."""
+    rewritten = []
+    for registry in Registry.objects.filter(auth_mode=AuthMode.TOKEN):
+        bundle = bundle_path(registry.service)
+        if bundle.exists():
+            write_atomic(bundle, keys.bundle_pem(), 0o644)
+            rewritten.append((registry.service, bundle))
+    return rewritten
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation attempt found and did; ``promoted`` is None when the preflight refused it."""
+
+    preflight: list[keys.PreflightResult]
+    promoted: SigningKey | None
+    rewritten: list[tuple[str, Path]]
+
+    @property
+    def failed(self) -> list[keys.PreflightResult]:
+        return [result for result in self.preflight if result.ok is False]
+
+
+def rotate_after_preflight(context: AuditContext, *, force: bool) -> Rotation:
+    """``rotate_signing_key``: ask every registry first; refuse when one would reject the next key, unless forced."""
+    results = keys.preflight()
+    failed = any(result.ok is False for result in results)
+    _record_preflight(context, results, rotated=force or not failed)
+    if failed and not force:
+        return Rotation(results, None, [])
+    promoted = keys.rotate(context)
+    return Rotation(results, promoted, rewrite_bundles())
+
+
+PREFLIGHT_ACTION = "signing_key.preflight"
+
+
+def _record_preflight(context: AuditContext, results: list[keys.PreflightResult], *, rotated: bool) -> None:
+    """Keep each registry's answer: the keys page shows the last one, auditors see refused rotations."""
+    outcome = "failure" if any(result.ok is False for result in results) else "success"
+    checked = [{"registry": r.registry, "ok": r.ok, "message": r.message} for r in results]
+    with transaction.atomic():
+        record(
+            Kind.CREDENTIAL,
+            outcome,
+            context,
+            subject_type=SubjectType.SYSTEM,
+            detail={"action": PREFLIGHT_ACTION, "results": checked, "rotated": rotated},
+        )

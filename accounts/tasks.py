@@ -24,4 +24,4 @@ def purge_expired_grants() -> int:
 @shared_task(name="accounts.tasks.sync_htpasswd", autoretry_for=(OSError,), retry_backoff=True, max_retries=3)
 def sync_htpasswd() -> int:
     """Safety net: rewrite htpasswd files (also drops robots whose expiry has passed)."""
-    return htpasswd.sync_all()
+    return run_job("sync_htpasswd", lambda: {"files": htpasswd.sync_all()})["files"]

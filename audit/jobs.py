@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
-from audit.services import record
+from audit.services import record, record_change
+from registryadmin.celery import app
 
 
 def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -42,3 +44,11 @@ def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             detail={"job": name, "result": result, "seconds": round(time.monotonic() - started, 3)},
         )
     return result
+
+
+def queue_job(name: str, context: AuditContext) -> None:
+    """Send beat entry ``name``'s task to the broker now and record who asked; a failed send leaves no record."""
+    entry = settings.CELERY_BEAT_SCHEDULE[name]
+    with transaction.atomic():
+        record_change(context, "job.run", name, after={"task": entry["task"]})
+        app.send_task(entry["task"], args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))

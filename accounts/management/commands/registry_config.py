@@ -7,18 +7,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import htpasswd, keys, services
-from accounts.endpoints import notification_secret
+from accounts import htpasswd, services
 from accounts.models import AuthMode, Registry
-from accounts.registry_config import default_output_dir, notifications, render, token_fragment, write_atomic
-from audit.context import AuditContext
-
-HTPASSWD_WARNINGS = (
-    "# WARNING: htpasswd mode checks passwords only and cannot enforce roles: any valid user can pull, push and "
-    "delete in every repository.",
-    "# WARNING: htpasswd mode has no personal access tokens and no directory (LDAP) logins; robots still work.",
-    "# WARNING: htpasswd mode leaves no record of access attempts: the registry never asks us.",
+from accounts.registry_config import (
+    HTPASSWD_REWRITE_ADVICE,
+    TOKEN_ADVICE,
+    default_output_dir,
+    htpasswd_advice,
+    htpasswd_fragment,
+    prepare_htpasswd,
+    prepare_token,
+    render,
+    token_fragment,
 )
+from audit.context import AuditContext
 
 
 class Command(BaseCommand):
@@ -52,43 +54,20 @@ class Command(BaseCommand):
             self._token(target, context, output_dir)
 
     def _token(self, target: Registry, context: AuditContext, output_dir: Path | None) -> None:
-        directory = (output_dir or default_output_dir(target.service)).resolve()
-        keys.ensure_keys(context)
-        bundle = directory / "token-bundle.pem"
-        write_atomic(bundle, keys.bundle_pem(), 0o644)
-        secret = notification_secret(target, context)
+        bundle, secret = prepare_token(target, context, output_dir)
         self.stderr.write(f"# wrote {bundle} (current + next signing certificates)")
-        self.stderr.write(
-            "# merge the fragment below into the registry's config.yml; enable storage.delete for deletes;"
-            " restart the registry after each key rotation"
-        )
+        self.stderr.write(f"# {TOKEN_ADVICE}")
         self.stdout.write(render(token_fragment(target.service, bundle, secret)), ending="")
 
     def _htpasswd(self, target: Registry, context: AuditContext) -> None:
-        path = self._write_htpasswd(target)
-        secret = notification_secret(target, context)
-        self.stderr.write(f"# wrote {path}; it is rewritten after every change, the registry reloads it itself")
-        for warning in HTPASSWD_WARNINGS:
-            self.stderr.write(warning)
-        missing = htpasswd.users_without_hash()
-        if missing:
-            self.stderr.write(
-                f"# {len(missing)} users must reset password for htpasswd mode "
-                f"(no bcrypt hash is known for them yet): {', '.join(missing)}"
-            )
-        self.stderr.write("# merge the fragment below into the registry's config.yml (no restart needed later)")
-        self.stdout.write(render(htpasswd_fragment(target.service, path, secret)), ending="")
-
-    def _write_htpasswd(self, target: Registry) -> Path:
-        """Write the file now: a registry started without it invents a user with a random password."""
         try:
-            path = htpasswd.path_for(target).resolve()
-            htpasswd.sync_all()
+            path, secret = prepare_htpasswd(target, context)
         except (htpasswd.HtpasswdError, OSError) as exc:
             raise CommandError(f"cannot write the htpasswd file: {exc}") from exc
-        if not path.is_file():
-            raise CommandError(f"the htpasswd file {path} was not written")
-        return path
+        self.stderr.write(f"# wrote {path}; {HTPASSWD_REWRITE_ADVICE}")
+        for line in htpasswd_advice(htpasswd.users_without_hash()):
+            self.stderr.write(f"# {line}")
+        self.stdout.write(render(htpasswd_fragment(target.service, path, secret)), ending="")
 
     def _refuse_other_htpasswd_dir(self, target: Registry, output_dir: Path | None) -> None:
         """A copy elsewhere would never learn of later changes (a deactivation above all)."""
@@ -114,11 +93,3 @@ class Command(BaseCommand):
 
     def _known(self) -> str:
         return ", ".join(Registry.objects.values_list("service", flat=True)) or "none"
-
-
-def htpasswd_fragment(service: str, path: Path, secret: str) -> dict[str, Any]:
-    """``auth`` + ``notifications`` for a registry that checks passwords in our htpasswd file."""
-    return {
-        "auth": {"htpasswd": {"realm": service or "registry", "path": str(path)}},
-        "notifications": notifications(service, secret),
-    }

@@ -6,9 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import keys
-from accounts.models import Registry
-from accounts.registry_config import default_output_dir, write_atomic
+from accounts.registry_config import rotate_after_preflight
 from audit.context import AuditContext
 
 
@@ -19,22 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="rotate even if the preflight fails")
 
     def handle(self, *args: Any, force: bool, **_: Any) -> None:
-        context = AuditContext.system("manage.py rotate_signing_key")
-        failures = []
-        for result in keys.preflight():
-            if result.ok is False:
-                failures.append(result.message)
-                self.stderr.write(f"FAIL {result.message}")
-            elif result.ok is None:
-                self.stderr.write(f"WARN {result.message}")
-            else:
-                self.stderr.write(f"ok   {result.message}")
-        if failures and not force:
+        rotation = rotate_after_preflight(AuditContext.system("manage.py rotate_signing_key"), force=force)
+        for result in rotation.preflight:
+            label = {False: "FAIL", None: "WARN"}.get(result.ok, "ok  ")
+            self.stderr.write(f"{label} {result.message}")
+        if rotation.promoted is None:
             raise CommandError("not rotated: a registry would refuse the new tokens (use --force to rotate anyway)")
-        promoted = keys.rotate(context)
-        self.stdout.write(f"rotated: current key is now {promoted.kid}")
-        for registry in Registry.objects.filter(auth_mode="token"):
-            bundle = default_output_dir(registry.service) / "token-bundle.pem"
-            if bundle.exists():
-                write_atomic(bundle, keys.bundle_pem(), 0o644)
-                self.stderr.write(f"# rewrote {bundle}; restart {registry.service} before the next rotation")
+        self.stdout.write(f"rotated: current key is now {rotation.promoted.kid}")
+        for service, bundle in rotation.rewritten:
+            self.stderr.write(f"# rewrote {bundle}; restart {service} before the next rotation")

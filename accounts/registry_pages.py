@@ -1,0 +1,255 @@
+"""The registry pages: which registries we serve, and the ``config.yml`` fragment each one needs.
+
+Overseers (admins and auditors) read; only admins create, edit and prepare. The fragment is
+built by the same functions as ``manage.py registry_config`` (``accounts.registry_config``), but a
+GET changes nothing: what the command would create on the way (signing keys, the notification
+secret, the bundle or htpasswd file) is listed as missing, and "Prepare configuration" (a POST)
+creates it through the command's own code. Only admins see the notification secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Exists, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import htpasswd, keys, registry_config, services
+from accounts.forms import add_service_error
+from accounts.models import AuthMode, Grant, NotificationEndpoint, Registry, Repository
+from accounts.registry_forms import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
+from audit.context import AuditContext
+from registryadmin.guards import admin_required, is_admin, overseer_required
+from registryadmin.keywrap import KeyUnwrapError, unwrap
+from registryadmin.paging import page_of
+
+SECRET_MASK = "rgn_**********"
+SECRET_MISSING = "<made by Prepare configuration>"
+ROLES_WARNING = (
+    "htpasswd mode checks passwords only: roles are NOT enforced, so any valid user or robot can pull, push and "
+    "delete in every repository of this registry."
+)
+MISSING_HASH_SAMPLE = 20
+
+
+@dataclass
+class RegistryConfig:
+    """What the detail page shows about a registry's configuration, computed without changing anything."""
+
+    fragment: str = ""
+    advice: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problem: str = ""
+    secret_hidden: bool = False
+    without_hash: list[str] = field(default_factory=list)  # the first few of them
+    without_hash_count: int = 0
+
+
+def _count(model: type[Model]) -> Coalesce:
+    """A per-registry count as a subquery, so two counts never multiply each other's rows."""
+    rows = model.objects.filter(registry=OuterRef("pk")).order_by().values("registry").annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
+
+
+def _filtered(form: RegistryFilterForm) -> QuerySet[Registry]:
+    registries = Registry.objects.annotate(
+        repository_count=_count(Repository),
+        grant_count=_count(Grant),
+        notifies=Exists(NotificationEndpoint.objects.filter(registry=OuterRef("pk"))),
+    ).order_by("service")
+    if not form.is_valid():
+        return registries.none()
+    if q := form.cleaned_data["q"].strip():
+        registries = registries.filter(Q(service__icontains=q) | Q(url__icontains=q))
+    if mode := form.cleaned_data["mode"]:
+        registries = registries.filter(auth_mode=mode)
+    return registries
+
+
+@require_GET
+@overseer_required
+def registry_list(request: HttpRequest) -> HttpResponse:
+    """Every registry with its mode, what is limited to it, and whether it reports events."""
+    form = RegistryFilterForm(request.GET)
+    context = {"form": form, "page": page_of(request, _filtered(form)), "is_admin": is_admin(request.user)}
+    template = "registries/_results.html" if request.htmx else "registries/list.html"
+    return render(request, template, context, status=200 if form.is_valid() else 400)
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def registry_new(request: HttpRequest) -> HttpResponse:
+    form = NewRegistryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        registry = _create(request, form)
+        if registry is not None:
+            messages.success(request, f"Added registry {registry.service}. Prepare its configuration below.")
+            if registry.auth_mode == AuthMode.HTPASSWD:
+                messages.warning(request, ROLES_WARNING)
+            return redirect("registries:detail", service=registry.service)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registries/new.html", {"form": form, "roles_warning": ROLES_WARNING}, status=status)
+
+
+def _create(request: HttpRequest, form: NewRegistryForm) -> Registry | None:
+    """The new registry, or None with the service's objection (a duplicate service) on the form."""
+    data = form.cleaned_data
+    try:
+        return services.create_registry(
+            data["service"], url=data["url"], auth_mode=data["auth_mode"], context=AuditContext.from_request(request)
+        )
+    except ValidationError as exc:
+        add_service_error(form, exc)
+        return None
+
+
+def _stored_secret(registry: Registry, *, reveal: bool) -> tuple[str | None, str]:
+    """(the secret as shown, a problem): never made here, and decrypted only for admins."""
+    stored = NotificationEndpoint.objects.filter(registry=registry).values_list("secret", flat=True).first()
+    if stored is None:
+        return None, ""
+    if not reveal:
+        return SECRET_MASK, ""
+    try:
+        return unwrap(stored).decode(), ""
+    except KeyUnwrapError as exc:
+        return SECRET_MASK, str(exc)
+
+
+def _token_config(registry: Registry, config: RegistryConfig, secret: str) -> None:
+    bundle = registry_config.bundle_path(registry.service)
+    if not keys.has_keys():
+        config.missing.append("the signing keys (current and next)")
+    if not bundle.is_file():
+        config.missing.append(f"the certificate bundle {bundle}")
+    elif _read(bundle) != keys.published_bundle_pem():
+        config.missing.append(f"an up-to-date certificate bundle at {bundle} (the keys changed since it was written)")
+    config.fragment = registry_config.render(registry_config.token_fragment(registry.service, bundle, secret))
+    config.advice = [registry_config.TOKEN_ADVICE]
+
+
+def _htpasswd_config(registry: Registry, config: RegistryConfig, secret: str) -> None:
+    try:
+        path = htpasswd.path_for(registry).resolve()
+    except htpasswd.HtpasswdError as exc:
+        config.problem = str(exc)
+        return
+    if not path.is_file():
+        config.missing.append(f"the htpasswd file {path}")
+    config.fragment = registry_config.render(registry_config.htpasswd_fragment(registry.service, path, secret))
+    config.advice = [f"{path}: {registry_config.HTPASSWD_REWRITE_ADVICE}", *registry_config.htpasswd_advice([])]
+    names = htpasswd.users_without_hash()
+    config.without_hash, config.without_hash_count = names[:MISSING_HASH_SAMPLE], len(names)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def config_for(registry: Registry, *, reveal: bool) -> RegistryConfig:
+    """The fragment ``registry_config`` prints for this registry (default paths), and what is still missing."""
+    secret, problem = _stored_secret(registry, reveal=reveal)
+    config = RegistryConfig(problem=problem, secret_hidden=secret == SECRET_MASK)
+    if secret is None:
+        config.missing.append("the notification secret")
+    if registry.auth_mode == AuthMode.HTPASSWD:
+        _htpasswd_config(registry, config, secret or SECRET_MISSING)
+    else:
+        _token_config(registry, config, secret or SECRET_MISSING)
+    return config
+
+
+def _detail_page(
+    request: HttpRequest, registry: Registry, *, status: int = 200, form: RegistrySettingsForm | None = None
+) -> HttpResponse:
+    admin = is_admin(request.user)
+    context: dict[str, Any] = {
+        "registry": registry,
+        "config": config_for(registry, reveal=admin),
+        "is_admin": admin,
+        "roles_warning": ROLES_WARNING,
+    }
+    if admin:
+        initial = {"url": registry.url, "auth_mode": registry.auth_mode}
+        context["form"] = form or RegistrySettingsForm(initial=initial)
+    return render(request, "registries/detail.html", context, status=status)
+
+
+@require_GET
+@overseer_required
+@never_cache  # an admin's copy holds the notification secret
+def registry_detail(request: HttpRequest, service: str) -> HttpResponse:
+    return _detail_page(request, get_object_or_404(Registry, service=service))
+
+
+@require_POST
+@admin_required
+@never_cache
+def registry_edit(request: HttpRequest, service: str) -> HttpResponse:
+    registry = get_object_or_404(Registry, service=service)
+    form = RegistrySettingsForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            updated = services.update_registry(
+                registry, url=data["url"], auth_mode=data["auth_mode"], context=AuditContext.from_request(request)
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Saved registry {updated.service}.")
+            if updated.auth_mode != registry.auth_mode:
+                _mode_switched(request, updated)
+            return redirect("registries:detail", service=updated.service)
+    return _detail_page(request, registry, status=400, form=form)
+
+
+def _mode_switched(request: HttpRequest, registry: Registry) -> None:
+    if registry.auth_mode == AuthMode.HTPASSWD:
+        messages.warning(request, ROLES_WARNING)
+    messages.warning(request, "The registry's config.yml must change: prepare the configuration, merge the fragment.")
+
+
+@require_POST
+@admin_required
+@never_cache
+def registry_prepare(request: HttpRequest, service: str) -> HttpResponse:
+    """What ``manage.py registry_config`` writes, by the same code, recorded as this admin's change."""
+    registry = get_object_or_404(Registry, service=service)
+    context = AuditContext.from_request(request)
+    try:
+        if registry.auth_mode == AuthMode.HTPASSWD:
+            written, _secret = registry_config.prepare_htpasswd(registry, context)
+        else:
+            written, _secret = registry_config.prepare_token(registry, context)
+    except (htpasswd.HtpasswdError, KeyUnwrapError, OSError) as exc:
+        messages.error(request, f"Could not prepare the configuration: {exc}")
+        return _detail_page(request, registry, status=503)
+    messages.success(request, f"Wrote {written}. Copy the fragment below into the registry's config.yml.")
+    return redirect("registries:detail", service=registry.service)
+
+
+@require_GET
+@overseer_required
+def registry_bundle(request: HttpRequest, service: str) -> HttpResponse:
+    """The certificates (current, next, previous) for the registry's ``rootcertbundle``; no private key."""
+    registry = get_object_or_404(Registry, service=service)
+    if not keys.has_keys():
+        return HttpResponse(
+            "No signing keys yet: an admin prepares the configuration first.\n", status=409, content_type="text/plain"
+        )
+    response = HttpResponse(keys.published_bundle_pem(), content_type="application/x-pem-file")
+    response["Content-Disposition"] = content_disposition_header(True, f"{registry.service}-token-bundle.pem")
+    return response
