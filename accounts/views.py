@@ -1,8 +1,9 @@
-"""The first face of the app: sign-in and "my access"."""
+"""The first face of the app: each persona's home page and "my access"."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -10,23 +11,57 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts import home as parts
 from accounts.access import subject_for_user
-from accounts.models import AuthMode, Registry, Repository
+from accounts.models import AuthMode, Registry, Repository, User
 from accounts.permissions import describe_access
+from audit.alerts import failed_login_bursts
+from registryadmin.guards import is_admin, is_overseer
+
+
+def _my_access(user: User) -> dict[str, Any]:
+    now = timezone.now()
+    htpasswd_registries = Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True)
+    return {
+        "entries": describe_access(subject_for_user(user), now=now),
+        "public_repositories": Repository.objects.filter(public=True).select_related("registry"),
+        "soon": now + timedelta(days=7),
+        "htpasswd_registries": list(htpasswd_registries),
+    }
+
+
+def _overview(user: User) -> dict[str, Any]:
+    """Admins and auditors: the week's attempts, recent denials, failures and bursts; admins also counts."""
+    now = timezone.now()
+    return {
+        "counts": parts.counts() if is_admin(user) else [],
+        "chart": parts.week_chart(now),
+        "denials": parts.recent_denials(now),
+        "failed_jobs": parts.failed_jobs(now),
+        "bursts": failed_login_bursts(now),
+        "expiring": parts.expiring(now),
+    }
+
+
+def _lead(user: User) -> dict[str, Any]:
+    teams = parts.led_teams(user)
+    return {"led_teams": teams, "team_expiring": parts.expiring(timezone.now(), [t.pk for t in teams])}
 
 
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """What the signed-in user may pull, push and delete, and why (from the engine)."""
-    now = timezone.now()
-    entries = describe_access(subject_for_user(request.user), now=now)
-    public = Repository.objects.filter(public=True).select_related("registry")
-    htpasswd_registries = Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True)
-    context = {
-        "entries": entries,
-        "public_repositories": public,
-        "soon": now + timedelta(days=7),
-        "htpasswd_registries": list(htpasswd_registries),
-    }
+    """Admins and auditors get the overview; team leads their teams and what expires; everyone their access."""
+    user = request.user
+    context: dict[str, Any] = {"overseer": is_overseer(user)}
+    context.update(_overview(user) if context["overseer"] else _my_access(user))
+    if not user.is_superuser:
+        context.update(_lead(user))
     return render(request, "accounts/home.html", context)
+
+
+@require_GET
+@login_required
+def my_access(request: HttpRequest) -> HttpResponse:
+    """What the signed-in user may pull, push and delete, and why (from the engine)."""
+    return render(request, "accounts/my_access.html", _my_access(request.user))

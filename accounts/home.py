@@ -1,0 +1,99 @@
+"""What each persona's home page shows: counts, what needs attention soon, recent denials and failures.
+
+Read-only queries, each bounded (a fixed number of queries, at most ``LIMIT`` rows a list), so the home
+page costs the same with ten users or ten thousand. The view decides which parts a person sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts import authz
+from accounts.models import Grant, PersonalAccessToken, Registry, Repository, Robot, Team, User
+from audit.charts import Chart, attempts_chart, floor_day
+from audit.filters import AuditFilter
+from audit.models import AuditRecord, Kind
+
+SOON = timedelta(days=7)
+LIMIT = 10
+DENIED_OUTCOMES = ("denied", "partial", "auth_failed")
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    number: int
+    url_name: str
+
+
+@dataclass
+class Expiring:
+    """Grants and credentials whose expiry falls within the next week."""
+
+    grants: list[Grant]
+    robots: list[Robot]
+    tokens: list[PersonalAccessToken]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.grants or self.robots or self.tokens)
+
+
+def counts() -> list[Headline]:
+    """The headline numbers for administrators (one query each, no rows loaded)."""
+    return [
+        Headline("active users", User.objects.filter(is_active=True).count(), "users:list"),
+        Headline("teams", Team.objects.count(), "teams:list"),
+        Headline("grants", Grant.objects.count(), "grants:list"),
+        Headline("live robots", Robot.objects.filter(revoked_at__isnull=True).count(), "robots:list"),
+        Headline("repositories", Repository.objects.count(), "repositories:list"),
+        Headline("registries", Registry.objects.count(), "registries:list"),
+    ]
+
+
+def _within(queryset: QuerySet, now: datetime) -> QuerySet:
+    return queryset.filter(expires_at__gt=now, expires_at__lte=now + SOON).order_by("expires_at")
+
+
+def expiring(now: datetime, team_ids: Iterable[int] | None = None) -> Expiring:
+    """Everything expiring soon, or (``team_ids``) what those teams hold, manage or own."""
+    grants = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
+    robots = Robot.objects.select_related("team").filter(revoked_at__isnull=True)
+    tokens = PersonalAccessToken.objects.select_related("user").filter(revoked_at__isnull=True)
+    if team_ids is not None:
+        ids = list(team_ids)
+        grants = grants.filter(Q(team_id__in=ids) | Q(managed_by_id__in=ids))
+        robots = robots.filter(team_id__in=ids)
+        tokens = tokens.none()
+    return Expiring(
+        grants=list(_within(grants, now)[:LIMIT]),
+        robots=list(_within(robots, now)[:LIMIT]),
+        tokens=list(_within(tokens, now)[:LIMIT]),
+    )
+
+
+def week_chart(now: datetime) -> Chart:
+    """Access attempts per day over the last seven days (today included), from the hourly rollups."""
+    return attempts_chart(AuditFilter(since=floor_day(now) - timedelta(days=6), kind=Kind.ACCESS), now)
+
+
+def recent_denials(now: datetime) -> list[AuditRecord]:
+    """The latest refused or partly refused access attempts of the past week."""
+    records = AuditRecord.objects.filter(kind=Kind.ACCESS, outcome__in=DENIED_OUTCOMES, time__gte=now - SOON)
+    return list(records.order_by("-time", "-id")[:LIMIT])
+
+
+def failed_jobs(now: datetime) -> list[AuditRecord]:
+    """Scheduled jobs that ended in an error during the past week."""
+    records = AuditRecord.objects.filter(kind=Kind.JOB, time__gte=now - SOON).exclude(outcome="success")
+    return list(records.order_by("-time", "-id")[:LIMIT])
+
+
+def led_teams(user: User) -> list[Team]:
+    """The teams ``user`` leads, with how many members each has."""
+    teams = Team.objects.filter(pk__in=authz.led_team_ids(user)).annotate(member_count=Count("memberships"))
+    return list(teams.order_by("name"))
