@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 
-.PHONY: install run test lint bench bench-audit clean
+.PHONY: install run test lint bench bench-audit bench-pages clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: install
 # The audit log at scale: seeds 10M records (BENCH_AUDIT_ROWS) into a throwaway PostgreSQL database.
 bench-audit: install
 	$(PY) -m bench.audit_bench
+
+# Server time and SQL queries of every main page at 10k users, 1k teams, 50k grants, 1M audit records
+# (BENCH_PAGES_* scale it down), in throwaway PostgreSQL databases.
+bench-pages: install
+	$(PY) -m bench.pages_bench
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

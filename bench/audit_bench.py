@@ -256,7 +256,11 @@ def _bounded(pool: Any, chunks: int, ahead: int = 6) -> Any:
         yield pending.popleft().get()
 
 
-def child_seed() -> dict[str, Any]:
+def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
+    """COPY ``rows`` records spread over the ``span`` before now, sealed, with segments and rollups.
+
+    ``bench.pages_bench`` uses it too (1M records over 30 days, under its seeded accounts).
+    """
     import multiprocessing
 
     import psycopg
@@ -267,12 +271,12 @@ def child_seed() -> dict[str, Any]:
     url = os.environ["DATABASE_URL"]
     now = datetime.now(UTC)
     end_us = int((now - timedelta(minutes=2) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
-    span_us = int(SPAN.total_seconds() * 1_000_000)
-    _SEED.update(rows=ROWS, start_us=end_us - span_us, span_us=span_us)
+    span_us = int(span.total_seconds() * 1_000_000)
+    _SEED.update(rows=rows, start_us=end_us - span_us, span_us=span_us)
     connections.close_all()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    chunks = (ROWS + CHUNK - 1) // CHUNK
+    chunks = (rows + CHUNK - 1) // CHUNK
     heads: dict[str, list[Any]] = {}  # segment -> [count, head]
     sealed_at = now.isoformat()
     with psycopg.connect(url) as records_conn, psycopg.connect(url) as seals_conn:
@@ -308,7 +312,7 @@ def child_seed() -> dict[str, Any]:
                 seals_copy.write(("\n".join(seal_lines) + "\n").encode())
                 if done % 50 == 0 or done == chunks:
                     rate = done * CHUNK / (time.perf_counter() - started)
-                    _log(f"seed: {min(done * CHUNK, ROWS):,}/{ROWS:,} rows copied ({rate:,.0f} rows/s)")
+                    _log(f"seed: {min(done * CHUNK, rows):,}/{rows:,} rows copied ({rate:,.0f} rows/s)")
         timings["copy_s"] = time.perf_counter() - started
         mark = time.perf_counter()
         with records_conn.cursor() as cursor:
@@ -317,7 +321,7 @@ def child_seed() -> dict[str, Any]:
                 "VALUES (%s, %s, %s, %s, NULL, %s)",
                 [(name, count, head, now, head_checkpoint(name, count, head)) for name, (count, head) in heads.items()],
             )
-        records_conn.execute("SELECT setval(pg_get_serial_sequence('audit_auditrecord', 'id'), %s)", [max(ROWS, 1)])
+        records_conn.execute("SELECT setval(pg_get_serial_sequence('audit_auditrecord', 'id'), %s)", [max(rows, 1)])
         records_conn.execute(
             "INSERT INTO audit_auditrollup (hour, kind, outcome, registry, repository, actor, ip, count) "
             "SELECT date_trunc('hour', time), kind, outcome, registry, repository, actor, ip, count(*) "
@@ -350,10 +354,10 @@ def child_seed() -> dict[str, Any]:
         rollups = records_conn.execute("SELECT count(*) FROM audit_auditrollup").fetchone()[0]
     timings["total_s"] = time.perf_counter() - started
     return {
-        "rows": ROWS,
+        "rows": rows,
         "segments": len(heads),
         "rollup_rows": rollups,
-        "rows_per_s": ROWS / timings["total_s"],
+        "rows_per_s": rows / timings["total_s"],
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "table_sizes": sizes,
         "rebuilt_indexes": [name for name, _ in dropped],
@@ -507,11 +511,11 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def bench_env(work: Path) -> dict[str, str]:
+def bench_env(work: Path, database: str = PG_DB) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "TEST_"))}
     env.update(
         DATA_DIR=str(work / "data"),
-        DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DB}",
+        DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}",
         SECRET_KEY="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         AUDIT_HMAC_KEY=HMAC_KEY,
         LOG_LEVEL="WARNING",
