@@ -1,8 +1,10 @@
 """The pages in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
 
-alice leads team web and grants carol read on web/app; carol sees it in "My access";
-an auditor finds carol's denied push and opens "why denied". Screenshots land in
-tests/output/ (ignored by git) for a person to look at.
+ada (admin) creates team web, makes alice its lead and gives the team write on web/**; alice grants
+carol read on web/app; carol sees it in "My access"; an auditor finds carol's denied push and opens
+"why denied". Then every persona walks its navigation: every page loads without a console error,
+and the live search filters in place. Screenshots land in tests/output/ (ignored by git) for a
+person to look at.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def sign_in(browser: object, base: str, username: str) -> object:
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+    assert "/login/" not in page.url, page.content()[:2000]
     return page
 
 
@@ -78,15 +81,44 @@ def shot(page: object, name: str) -> None:
     page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
 
 
-def test_a_lead_grants_carol_who_sees_it_and_an_auditor_finds_her_denied_push(app: AppServer, browser) -> None:
-    alice, carol = make_user("alice"), make_user("carol")
+def submit(page: object, form: object) -> None:
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+
+
+def test_an_admin_sets_up_a_team_its_lead_grants_carol_and_an_auditor_finds_her_denied_push(
+    app: AppServer, browser
+) -> None:
+    make_user("ada", is_superuser=True)
+    make_user("alice")
+    carol = make_user("carol")
     make_user("audrey", is_auditor=True)
-    web = services.create_team("web", context=SYSTEM)
-    services.set_membership(web, alice, "maintainer", context=SYSTEM)
-    services.create_grant(web, "web/**", "write", context=SYSTEM)
     services.create_registry("registry", context=SYSTEM)
     ensure_keys()
-    assert carol.is_active
+
+    page = sign_in(browser, app.url, "ada")
+    shot(page, "home-admin")
+    page.click("nav a:text-is('Teams')")
+    page.click("a:text-is('New team')")
+    form = page.locator("form:has([name=name])")
+    form.locator("[name=name]").fill("web")
+    form.locator("[name=description]").fill("The web shop")
+    submit(page, form)
+    assert "Team web" in page.content()
+    form = page.locator("form:has([name=member-username])")
+    form.locator("[name=member-username]").fill("alice")
+    form.locator("[name=member-role]").select_option("maintainer")
+    submit(page, form)
+    assert "alice is now a maintainer of team web" in page.content()
+    page.click("a:text-is('Give the team a grant')")
+    page.wait_for_load_state("networkidle")
+    form = page.locator("form:has([name=pattern])")
+    assert form.locator("[name=subject]").input_value() == "web"
+    form.locator("[name=pattern]").fill("web/**")
+    form.locator("[name=role]").select_option("write")
+    submit(page, form)
+    assert "web/**" in page.content()
+    assert page.console_errors == []
 
     page = sign_in(browser, app.url, "alice")
     page.click("nav a:text-is('Teams')")
@@ -96,14 +128,16 @@ def test_a_lead_grants_carol_who_sees_it_and_an_auditor_finds_her_denied_push(ap
     form.locator("[name=grant-subject]").fill("carol")
     form.locator("[name=grant-pattern]").fill("web/app")
     form.locator("[name=grant-role]").select_option("read")
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state("networkidle")
+    submit(page, form)
     assert "Granted read on web/app to carol" in page.content()
     assert page.console_errors == []
 
     page = sign_in(browser, app.url, "carol")
+    page.click("nav a:text-is('My access')")
+    page.wait_for_load_state("networkidle")
     assert "web/app" in page.locator("table.grid").inner_text()
     shot(page, "my-access-carol")
+    assert carol.is_active
 
     raw = base64.b64encode(f"carol:{PASSWORD}".encode()).decode()
     request = urllib.request.Request(
@@ -121,7 +155,63 @@ def test_a_lead_grants_carol_who_sees_it_and_an_auditor_finds_her_denied_push(ap
     shot(page, "audit-carol")
     page.click("table a:text-is('why denied')")
     page.wait_for_load_state("networkidle")
-    text = page.content()
-    assert "push needs write" in text
+    assert "push needs write" in page.content()
     shot(page, "why-denied-carol")
     assert page.console_errors == []
+
+
+def _nav_links(page: object) -> list[tuple[str, str]]:
+    links = page.locator("nav.mainnav a, nav.subnav a:not(.muted)")
+    return [(links.nth(i).inner_text(), links.nth(i).get_attribute("href")) for i in range(links.count())]
+
+
+@pytest.fixture
+def populated(transactional_db: None) -> None:
+    """A small world for the tour: two teams, grants, robots, tokens, a denial."""
+    ada, alice, bob = make_user("ada", is_superuser=True), make_user("alice"), make_user("bob", email="bob@example.org")
+    make_user("audrey", is_auditor=True)
+    make_user("carol")
+    services.create_registry("registry", url="http://127.0.0.1:5000", context=SYSTEM)
+    ensure_keys()
+    for name, lead in (("web", alice), ("ops", ada)):
+        team = services.create_team(name, description=f"The {name} team", context=SYSTEM)
+        services.set_membership(team, lead, "maintainer", context=SYSTEM)
+        services.set_membership(team, bob, "member", context=SYSTEM)
+        services.create_grant(team, f"{name}/**", "write", context=SYSTEM)
+        services.create_robot(team, "ci", grants=[(f"{name}/app", "write")], context=SYSTEM)
+        services.create_repository(f"{name}/app", context=SYSTEM)
+    services.create_access_token(bob, "laptop", read_only=True, context=SYSTEM)
+
+
+@pytest.mark.parametrize("persona", ["ada", "audrey", "alice", "carol"])
+def test_every_page_in_the_navigation_loads_without_console_errors(
+    populated: None, app: AppServer, browser, persona: str
+) -> None:
+    page = sign_in(browser, app.url, persona)
+    links = _nav_links(page)
+    assert len(links) >= 6
+    for text, href in links:
+        response = page.goto(app.url + href)
+        page.wait_for_load_state("networkidle")
+        assert response.status == 200, f"{persona}: {text} ({href}) answered {response.status}"
+        shot(page, f"{persona}-{href.strip('/').replace('/', '-') or 'home'}")
+    assert page.console_errors == [], page.console_errors
+
+
+def test_the_live_search_filters_the_user_list_in_place(populated: None, app: AppServer, browser) -> None:
+    page = sign_in(browser, app.url, "ada")
+    page.goto(app.url + "/manage/users/")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#results").get_by_text("carol").count() >= 1
+    page.evaluate("window.__sameDocument = true")
+    page.fill("input[name=q]", "bob@")
+    page.wait_for_function("!document.querySelector('#results').innerText.includes('carol')", timeout=5000)
+    assert "bob" in page.locator("#results").inner_text()
+    assert page.evaluate("window.__sameDocument === true")  # swapped in place: no page load
+    assert "q=bob" in page.url  # the address bar keeps the search (hx-push-url)
+    for name in ("user-detail", "registry-detail"):
+        href = "/manage/users/bob/" if name == "user-detail" else "/manage/registries/registry/"
+        page.goto(app.url + href)
+        page.wait_for_load_state("networkidle")
+        shot(page, name)
+    assert page.console_errors == [], page.console_errors
