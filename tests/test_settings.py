@@ -19,6 +19,7 @@ PROBE = (
     "import json, django; from django.conf import settings; django.setup(); "
     "print(json.dumps({'hosts': settings.ALLOWED_HOSTS, 'csrf': settings.CSRF_TRUSTED_ORIGINS, "
     "'engine': settings.DATABASES['default']['ENGINE'], 'secure': settings.SESSION_COOKIE_SECURE, "
+    "'csrf_secure': settings.CSRF_COOKIE_SECURE, 'session_age': settings.SESSION_COOKIE_AGE, "
     "'ttl': settings.TOKEN_TTL, 'mode': settings.REGISTRY_AUTH_MODE, 'broker': settings.CELERY_BROKER_URL}))"
 )
 
@@ -56,7 +57,14 @@ def test_public_url_decides_hosts_csrf_origin_and_secure_cookies(tmp_path: Path)
     loaded = json.loads(result.stdout)
     assert "registry-admin.example.org" in loaded["hosts"]
     assert loaded["csrf"] == ["https://registry-admin.example.org"]
-    assert loaded["secure"] is True
+    assert loaded["secure"] is True and loaded["csrf_secure"] is True
+
+
+def test_sessions_last_session_ttl_and_cookies_stay_plain_over_http(tmp_path: Path) -> None:
+    loaded = json.loads(load_settings(tmp_path, SESSION_TTL="900").stdout)
+    assert loaded["session_age"] == 900
+    assert loaded["secure"] is False and loaded["csrf_secure"] is False
+    assert load_settings(tmp_path, SESSION_TTL="10").returncode != 0  # below five minutes is refused
 
 
 def test_secret_key_file_variable_is_read(tmp_path: Path) -> None:
