@@ -115,10 +115,14 @@ def path_for(registry: Registry) -> Path:
     return Path(settings.DATA_DIR) / "registry" / service / "htpasswd"
 
 
-def users_without_hash() -> list[str]:
-    """Active users who must set their password again before htpasswd mode can know them."""
+def users_without_hash(limit: int | None = None) -> list[str]:
+    """Active users who must set their password again before htpasswd mode can know them (the first ``limit``)."""
     users = User.objects.filter(is_active=True, htpasswd_hash="").order_by("username")
-    return list(users.values_list("username", flat=True))
+    return list(users.values_list("username", flat=True)[:limit])
+
+
+def count_users_without_hash() -> int:
+    return User.objects.filter(is_active=True, htpasswd_hash="").count()
 
 
 @contextmanager

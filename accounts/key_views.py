@@ -53,8 +53,13 @@ def _keys(form: KeyFilterForm) -> QuerySet[SigningKey]:
     return found
 
 
+PREFLIGHT_LOOKBACK = timedelta(days=90)
+
+
 def _last_preflight() -> AuditRecord | None:
-    records = AuditRecord.objects.filter(kind=Kind.CREDENTIAL, detail__action=PREFLIGHT_ACTION)
+    """The latest preflight of the past 90 days (bounded: the JSON filter has no index of its own)."""
+    since = timezone.now() - PREFLIGHT_LOOKBACK
+    records = AuditRecord.objects.filter(kind=Kind.CREDENTIAL, time__gte=since, detail__action=PREFLIGHT_ACTION)
     return records.order_by("-time", "-id").first()
 
 

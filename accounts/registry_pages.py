@@ -147,8 +147,8 @@ def _htpasswd_config(registry: Registry, config: RegistryConfig, secret: str) ->
         config.missing.append(f"the htpasswd file {path}")
     config.fragment = registry_config.render(registry_config.htpasswd_fragment(registry.service, path, secret))
     config.advice = [f"{path}: {registry_config.HTPASSWD_REWRITE_ADVICE}", *registry_config.htpasswd_advice([])]
-    names = htpasswd.users_without_hash()
-    config.without_hash, config.without_hash_count = names[:MISSING_HASH_SAMPLE], len(names)
+    config.without_hash = htpasswd.users_without_hash(MISSING_HASH_SAMPLE)
+    config.without_hash_count = htpasswd.count_users_without_hash()
 
 
 def _read(path: Path) -> str | None:

@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import reverse
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -66,3 +67,25 @@ class RequestContextMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class RejectNulMiddleware:
+    """Answer 400 to a NUL byte in the path or the query string, before any view runs.
+
+    PostgreSQL refuses NUL in text, so a NUL reaching a lookup would be a 500. The token endpoint
+    is exempt: it records such a request as an ``invalid`` access attempt and answers 400 itself.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path_info:
+            return HttpResponseBadRequest("A NUL byte is not allowed in the address.", content_type="text/plain")
+        if request.path_info != reverse("token") and _query_has_nul(request):
+            return HttpResponseBadRequest("A NUL byte is not allowed in the query.", content_type="text/plain")
+        return self.get_response(request)
+
+
+def _query_has_nul(request: HttpRequest) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())

@@ -13,8 +13,11 @@ def wants_partial(request: HttpRequest) -> bool:
 
 
 def next_url(request: HttpRequest, default: str) -> str:
-    """Where to go back to after a change: the ``next`` the page sent, if it stays on this site."""
+    """Where to go back to after a change: the ``next`` the page sent, if it is a path on this site.
+
+    Only a path (``/...``) is taken: ``redirect()`` would read a bare word as a view name and fail.
+    """
     target = request.POST.get("next", "")
     hosts = {request.get_host()}
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts=hosts, require_https=request.is_secure())
-    return target if target and safe else default
+    return target if safe and target.startswith("/") and not target.startswith("//") else default

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from accounts import services
 from accounts.models import Grant, Team, User
 from audit.models import AuditRecord
+from registryadmin.pages import next_url
 from tests.conftest import PASSWORD, SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -221,3 +222,34 @@ def test_every_persona_reaches_its_pages_from_the_navigation(carol: User, audrey
     assert 'href="/audit/"' not in page and 'href="/access/who"' not in page
     page = signed_in(audrey).get("/").content.decode()
     assert 'href="/audit/"' in page and 'href="/access/who"' in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/access/user/%00",
+        "/manage/users/%00/",
+        "/access/why?user=%00&scope=web/app",
+        "/teams/?q=%00",
+        "/registry/%00/events",
+    ],
+)
+def test_a_nul_byte_in_the_address_is_a_clear_400(ada: User, path: str) -> None:
+    response = signed_in(ada).get(path)
+    assert response.status_code == 400 and b"NUL" in response.content
+
+
+def test_the_token_endpoint_still_records_a_nul_byte_itself(client: Client) -> None:
+    response = client.get("/auth/token?service=registry&scope=repository:a%00b:pull")
+    assert response.status_code == 400
+    assert AuditRecord.objects.filter(kind="access", outcome="invalid").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("/manage/grants/?role=read", "/manage/grants/?role=read"), ("abc", "/home"), ("//evil.example/x", "/home"),
+     ("https://evil.example/", "/home"), ("", "/home")],
+)  # fmt: skip
+def test_the_way_back_after_a_change_is_only_a_path_on_this_site(given: str, expected: str) -> None:
+    request = RequestFactory().post("/x", {"next": given})
+    assert next_url(request, "/home") == expected
