@@ -12,8 +12,8 @@ from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 
 
 def led_team_ids(user: User) -> set[int]:
-    """Teams ``user`` leads (maintainer role)."""
-    if not user.is_active:
+    """Teams ``user`` leads (maintainer role). An auditor leads none: auditors change nothing."""
+    if not user.is_active or (user.is_auditor and not user.is_superuser):
         return set()
     return set(Membership.objects.filter(user=user, role=TeamRole.MAINTAINER).values_list("team_id", flat=True))
 

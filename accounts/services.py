@@ -488,17 +488,23 @@ def _check_expiry(expires_at: datetime | None) -> None:
         raise ValidationError({"expires_at": "Expiry needs a time zone (e.g. 2026-12-31T00:00:00Z)."})
 
 
-def check_within_team(team: Team, pattern: str, role: str, registry: Registry | None = None) -> None:
-    """``role`` on ``pattern`` must lie inside one of the team's unexpired grants (engine's containment test)."""
+def check_within_team(team: Team, pattern: str, role: str, registry: Registry | None = None) -> datetime | None:
+    """``role`` on ``pattern`` must lie inside one of the team's unexpired grants (engine's containment test).
+
+    Returns when the longest-lived of those containing grants ends (None: one of them never does).
+    """
     now = timezone.now()
+    ends: list[datetime | None] = []
     for grant in Grant.objects.filter(team=team).select_related("registry"):
         if grant.expires_at is not None and grant.expires_at <= now:
             continue
         if grant.registry_id is not None and grant.registry_id != (registry.pk if registry else None):
             continue
         if pattern_contains(grant.pattern, pattern) and role_at_most(role, grant.role):
-            return
-    raise ValidationError({"pattern": f"{role} on {pattern!r} lies outside what team {team.name} holds."})
+            ends.append(grant.expires_at)
+    if not ends:
+        raise ValidationError({"pattern": f"{role} on {pattern!r} lies outside what team {team.name} holds."})
+    return None if None in ends else max(end for end in ends if end is not None)
 
 
 def check_robot_grant(robot: Robot, pattern: str, role: str, registry: Registry | None = None) -> None:
@@ -646,12 +652,17 @@ def lead_grant(
     registry: Registry | None = None,
     expires_at: datetime | None = None,
 ) -> Grant:
-    """A team lead grants a role inside the team's own grants; the team then manages the grant."""
+    """A team lead grants a role inside the team's own grants; the team then manages the grant.
+
+    It lasts no longer than the team's grant it lies in: a lead cannot hand out beyond the team's own expiry.
+    """
     if not authz.is_team_lead(acting_user, team):
         raise PermissionDenied(f"{acting_user.username} does not lead team {team.name}.")
     if isinstance(subject, Robot) and subject.team_id != team.pk:
         raise PermissionDenied(f"{subject.login_name} is not a robot of team {team.name}.")
-    check_within_team(team, _clean_pattern(pattern), role, registry)
+    team_ends = check_within_team(team, _clean_pattern(pattern), role, registry)
+    if team_ends is not None and (expires_at is None or expires_at > team_ends):
+        expires_at = team_ends
     return create_grant(
         subject, pattern, role, registry=registry, expires_at=expires_at, managed_by=team, context=context
     )

@@ -107,3 +107,32 @@ def test_a_lead_may_grant_to_the_teams_robots_but_not_another_teams(alice, web_g
     services.lead_grant(web_grants, robot, "web/app", "write", **as_(alice))
     with pytest.raises(PermissionDenied):
         services.lead_grant(web_grants, other, "web/app", "read", **as_(alice))
+
+
+def test_a_lead_cannot_hand_out_longer_than_the_team_holds(alice, carol, web) -> None:
+    friday = timezone.now() + timedelta(days=3)
+    services.create_grant(web, "web/**", "write", expires_at=friday, context=SYSTEM)
+    forever = services.lead_grant(web, carol, "web/app", "read", **as_(alice))
+    assert forever.expires_at == friday
+    bob = make_user("bobby")
+    later = services.lead_grant(web, bob, "web/app", "read", expires_at=friday + timedelta(days=30), **as_(alice))
+    assert later.expires_at == friday
+    sooner = services.lead_grant(
+        web, make_user("erin"), "web/app", "read", expires_at=friday - timedelta(days=1), **as_(alice)
+    )
+    assert sooner.expires_at == friday - timedelta(days=1)
+
+
+def test_a_never_ending_team_grant_leaves_the_leads_expiry_alone(alice, carol, web) -> None:
+    services.create_grant(web, "web/**", "write", expires_at=timezone.now() + timedelta(days=1), context=SYSTEM)
+    services.create_grant(web, "web/app", "read", context=SYSTEM)
+    assert services.lead_grant(web, carol, "web/app", "read", **as_(alice)).expires_at is None
+
+
+def test_an_auditor_who_is_a_maintainer_leads_nothing(carol, web) -> None:
+    auditor = make_user("audra", is_auditor=True)
+    services.set_membership(web, auditor, "maintainer", context=SYSTEM)
+    services.create_grant(web, "web/**", "write", context=SYSTEM)
+    assert not authz.is_team_lead(auditor, web)
+    with pytest.raises(PermissionDenied):
+        services.lead_grant(web, carol, "web/app", "read", **as_(auditor))
