@@ -30,7 +30,7 @@ from accounts.credential_forms import (
 from accounts.models import AuthMode, PersonalAccessToken, Registry
 from audit.context import AuditContext
 from registryadmin.guards import is_admin
-from registryadmin.pages import next_url, wants_partial
+from registryadmin.pages import next_url, render_list
 from registryadmin.paging import page_of
 
 
@@ -48,10 +48,9 @@ def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpRespo
         "listing": request.method == "GET",
         **extra,
     }
-    if not valid:
-        status = 400
-    template = "tokens/_results.html" if wants_partial(request) and request.method == "GET" else "tokens/list.html"
-    return render(request, template, context, status=status)
+    if request.method != "GET":  # a create form answered: the whole page, with the secret or the form's errors
+        return render(request, "tokens/list.html", context, status=status if valid else 400)
+    return render_list(request, "tokens/list.html", "tokens/_results.html", context, valid=valid, status=status)
 
 
 @require_GET

@@ -30,6 +30,7 @@ from accounts.registry_forms import NewRegistryForm, RegistryFilterForm, Registr
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.keywrap import KeyUnwrapError, unwrap
+from registryadmin.pages import render_list
 from registryadmin.paging import page_of
 
 SECRET_MASK = "rgn_**********"
@@ -81,8 +82,7 @@ def registry_list(request: HttpRequest) -> HttpResponse:
     """Every registry with its mode, what is limited to it, and whether it reports events."""
     form = RegistryFilterForm(request.GET)
     context = {"form": form, "page": page_of(request, _filtered(form)), "is_admin": is_admin(request.user)}
-    template = "registries/_results.html" if request.htmx else "registries/list.html"
-    return render(request, template, context, status=200 if form.is_valid() else 400)
+    return render_list(request, "registries/list.html", "registries/_results.html", context, valid=form.is_valid())
 
 
 @require_http_methods(["GET", "POST"])

@@ -26,7 +26,7 @@ from accounts.patterns import InvalidName, pattern_regex
 from accounts.validators import repository_name_validator
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
-from registryadmin.pages import next_url, wants_partial
+from registryadmin.pages import next_url, render_list
 from registryadmin.paging import page_of
 
 REPOSITORIES = Repository.objects.select_related("registry").order_by("name", "registry__service", "id")
@@ -95,11 +95,9 @@ def _list_page(request: HttpRequest, form: RepositoryFilterForm, action_error: s
         "next": request.get_full_path(),
         "action_error": action_error,
     }
-    partial = wants_partial(request) and not action_error
-    # HTMX swaps only 2xx answers, so its live search gets a 200 whose results carry the errors.
-    status = 400 if (not valid and not partial) or action_error else 200
-    template = "repositories/_results.html" if partial else "repositories/list.html"
-    return render(request, template, context, status=status)
+    if action_error:
+        return render(request, "repositories/list.html", context, status=400)
+    return render_list(request, "repositories/list.html", "repositories/_results.html", context, valid=valid)
 
 
 @require_GET

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from kombu.exceptions import KombuError
@@ -26,6 +26,7 @@ from audit.context import AuditContext
 from audit.jobs import queue_job
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
+from registryadmin.pages import render_list
 from registryadmin.paging import page_of
 
 # How far back the per-job summary looks: every default schedule runs at least daily.
@@ -136,8 +137,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "lookback_days": LOOKBACK.days,
         "is_admin": is_admin(request.user),
     }
-    template = "jobs/_records.html" if request.htmx else "jobs/list.html"
-    return render(request, template, context, status=200 if form.is_valid() else 400)
+    return render_list(request, "jobs/list.html", "jobs/_records.html", context, valid=form.is_valid())
 
 
 @require_POST

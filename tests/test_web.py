@@ -229,8 +229,7 @@ def test_every_persona_reaches_its_pages_from_the_navigation(carol: User, audrey
     [
         "/access/user/%00",
         "/manage/users/%00/",
-        "/access/why?user=%00&scope=web/app",
-        "/teams/?q=%00",
+        "/manage/registries/%00/bundle.pem",
         "/registry/%00/events",
     ],
 )
@@ -253,3 +252,14 @@ def test_the_token_endpoint_still_records_a_nul_byte_itself(client: Client) -> N
 def test_the_way_back_after_a_change_is_only_a_path_on_this_site(given: str, expected: str) -> None:
     request = RequestFactory().post("/x", {"next": given})
     assert next_url(request, "/home") == expected
+
+
+@pytest.mark.parametrize("path", ["/manage/registries/?mode=bogus", "/manage/jobs/?outcome=bogus", "/me/tokens/?state=x"])
+def test_a_bad_filter_is_a_400_page_but_a_200_partial_that_shows_why(ada: User, path: str) -> None:
+    client = signed_in(ada)
+    whole = client.get(path)
+    assert whole.status_code == 400
+    partial = client.get(path, headers={"HX-Request": "true"})
+    assert partial.status_code == 200  # htmx swaps only 2xx answers
+    assert 'role="alert"' in partial.content.decode() and "<html" not in partial.content.decode()
+    assert "HX-Request" in whole["Vary"] and "HX-Request" in partial["Vary"]
