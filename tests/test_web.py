@@ -254,7 +254,9 @@ def test_the_way_back_after_a_change_is_only_a_path_on_this_site(given: str, exp
     assert next_url(request, "/home") == expected
 
 
-@pytest.mark.parametrize("path", ["/manage/registries/?mode=bogus", "/manage/jobs/?outcome=bogus", "/me/tokens/?state=x"])
+@pytest.mark.parametrize(
+    "path", ["/manage/registries/?mode=bogus", "/manage/jobs/?outcome=bogus", "/me/tokens/?state=x"]
+)
 def test_a_bad_filter_is_a_400_page_but_a_200_partial_that_shows_why(ada: User, path: str) -> None:
     client = signed_in(ada)
     whole = client.get(path)
