@@ -18,13 +18,17 @@ from accounts.permissions import describe_access
 from audit.alerts import failed_login_bursts
 from registryadmin.guards import is_admin, is_overseer
 
+PUBLIC_SHOWN = 50  # public repositories named on the page; the rest are counted
+
 
 def _my_access(user: User) -> dict[str, Any]:
     now = timezone.now()
+    public = Repository.objects.filter(public=True).order_by("name")
     htpasswd_registries = Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True)
     return {
         "entries": describe_access(subject_for_user(user), now=now),
-        "public_repositories": Repository.objects.filter(public=True).select_related("registry"),
+        "public_repositories": public[:PUBLIC_SHOWN],
+        "public_more": max(public.count() - PUBLIC_SHOWN, 0),
         "soon": now + timedelta(days=7),
         "htpasswd_registries": list(htpasswd_registries),
     }

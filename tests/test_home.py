@@ -137,3 +137,10 @@ def test_the_home_page_query_count_does_not_grow_with_the_data(persona: str, req
     few = _queries(client)
     grow(12, 2)
     assert _queries(client) == few
+
+
+def test_my_access_names_at_most_fifty_public_repositories_and_counts_the_rest(carol: User) -> None:
+    for i in range(53):
+        services.create_repository(f"pub/r{i:02d}", public=True, context=SYSTEM)
+    page = signed_in(carol).get("/me/").content.decode()
+    assert "pub/r49" in page and "pub/r50" not in page and "and 3 more" in page
