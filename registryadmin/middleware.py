@@ -82,4 +82,3 @@ class RejectNulMiddleware:
         if "\x00" in request.path_info:
             return HttpResponseBadRequest("A NUL byte is not allowed in the address.", content_type="text/plain")
         return self.get_response(request)
-
