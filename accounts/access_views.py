@@ -3,6 +3,9 @@
 Every answer comes from the engine the token endpoint uses (``decide``, ``describe_access``,
 ``who_can_access``); these views only parse the question, check who may ask it and render.
 Admins and auditors may ask about anyone; everyone else only about themselves.
+
+"Who can access X" may answer with hundreds of rows (every member of a big team, every admin):
+the engine decides for all of them, the page shows 50 at a time, narrowed by name, kind or action.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -20,12 +24,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.access import find_robot, is_public, subject_for_robot, subject_for_user
-from accounts.matrix import who_can_access
+from accounts.matrix import AccessRow, matching_patterns, who_can_access
 from accounts.models import ROBOT_LOGIN_PREFIX, Grant, Membership, Registry, TeamRole, User
-from accounts.patterns import InvalidName, pattern_matches, validate_repository_name
+from accounts.patterns import InvalidName, validate_repository_name
 from accounts.permissions import ACTIONS, Subject, decide, describe_access, explain_missing
 from accounts.scopes import ScopeError, parse_scope
 from registryadmin.guards import is_overseer, overseer_required
+from registryadmin.paging import page_of
 
 # --- who may ask -------------------------------------------------------------------
 
@@ -73,16 +78,15 @@ class Answer:
 
 
 def teams_granting(repository: str, registry: str) -> list[TeamAccess]:
-    """Teams with a current grant matching ``repository`` in ``registry``, with their leads (two queries)."""
+    """Teams with a current grant matching ``repository`` in ``registry``, with their leads (three queries)."""
     now = timezone.now()
-    rows = (
-        Grant.objects.filter(team__isnull=False)
+    matching = list(
+        Grant.objects.filter(team__isnull=False, pattern__in=matching_patterns(repository))
         .filter(Q(registry__isnull=True) | Q(registry__service=registry))
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by("team__name", "pattern")
         .values_list("team_id", "team__name", "role", "pattern", "registry__service")
     )
-    matching = [row for row in rows if pattern_matches(row[3], repository)]
     leads: dict[int, list[str]] = {}
     maintainers = Membership.objects.filter(
         team_id__in={row[0] for row in matching}, role=TeamRole.MAINTAINER, user__is_active=True
@@ -165,12 +169,39 @@ def answer(name: str, scope_text: str, action: str, registry: str, errors: dict[
 # --- pages ---------------------------------------------------------------------------
 
 
+class WhoFilterForm(forms.Form):
+    """Narrows the rows of "who can access X" (the engine has decided for everyone already)."""
+
+    name = forms.CharField(max_length=255, required=False, strip=True)
+    kind = forms.ChoiceField(required=False, choices=[("", "users and robots"), ("user", "users"), ("robot", "robots")])
+    action = forms.ChoiceField(required=False, choices=[("", "any action"), *((a, f"may {a}") for a in ACTIONS)])
+
+    def rows(self, rows: tuple[AccessRow, ...]) -> list[AccessRow]:
+        data = self.cleaned_data
+        text = data["name"].lower()
+        return [
+            row
+            for row in rows
+            if (not text or text in row.name.lower())
+            and (not data["kind"] or row.kind == data["kind"])
+            and (not data["action"] or data["action"] in row.actions)
+        ]
+
+
+def _action_counts(rows: tuple[AccessRow, ...]) -> list[tuple[str, int]]:
+    """How many of all the rows may do each action: the page's summary, whatever page is shown."""
+    return [(action, sum(action in row.actions for row in rows)) for action in ACTIONS]
+
+
 @require_GET
 @overseer_required
 def who(request: HttpRequest) -> HttpResponse:
     """Every user and robot with access to a repository, the grants behind it, and the teams that hold them."""
     registries, registry, errors = registry_choice(request)
     repository = request.GET.get("repository", "").strip()
+    narrow = WhoFilterForm(request.GET)
+    if not narrow.is_valid():
+        errors.update({field: " ".join(messages) for field, messages in narrow.errors.items()})
     context: dict[str, Any] = {"repository": repository, "registries": registries, "registry": registry}
     if repository and not errors:
         try:
@@ -178,9 +209,12 @@ def who(request: HttpRequest) -> HttpResponse:
         except InvalidName as exc:
             errors["repository"] = str(exc)
         else:
-            context["matrix"] = who_can_access(repository, registry)
+            matrix = who_can_access(repository, registry)
+            context["matrix"] = matrix
+            context["counts"] = _action_counts(matrix.rows)
+            context["page"] = page_of(request, narrow.rows(matrix.rows))
             context["teams"] = teams_granting(repository, registry)
-    context["errors"] = errors
+    context.update(errors=errors, narrow=narrow)
     return render(request, "access/who.html", context, status=400 if errors else 200)
 
 

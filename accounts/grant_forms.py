@@ -22,6 +22,7 @@ from accounts.validators import pattern_validator
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)
+SUBJECT_IDS = 500  # the most subject ids a "given to" search sends as a list (see ``subject_condition``)
 NO_SUCH_TEAM = "No team is called that."
 
 
@@ -72,14 +73,49 @@ class GrantState:
 
 
 def robot_login() -> Case:
-    """A robot's login name computed in the database (``robot$web+ci``, global ``robot$ci``)."""
+    """A robot's login name computed in the database (``robot$web+ci``, global ``robot$ci``), on robots."""
     text = CharField()  # the names are slugs, the prefix is text: PostgreSQL needs the result type said
     return Case(
-        When(robot__isnull=True, then=Value("")),
-        When(robot__team__isnull=True, then=Concat(Value(ROBOT_LOGIN_PREFIX), "robot__name", output_field=text)),
-        default=Concat(Value(ROBOT_LOGIN_PREFIX), "robot__team__name", Value("+"), "robot__name", output_field=text),
+        When(team__isnull=True, then=Concat(Value(ROBOT_LOGIN_PREFIX), "name", output_field=text)),
+        default=Concat(Value(ROBOT_LOGIN_PREFIX), "team__name", Value("+"), "name", output_field=text),
         output_field=text,
     )
+
+
+def _subjects_named(text: str) -> QuerySet:
+    """("user" | "team" | "robot", id) of every user, team and robot whose name holds ``text`` (one query)."""
+
+    def tagged(queryset: QuerySet, kind: str) -> QuerySet:
+        return queryset.annotate(kind=Value(kind, output_field=CharField())).values_list("kind", "pk")
+
+    users = tagged(User.objects.filter(username__icontains=text), SubjectKind.USER)
+    teams = tagged(Team.objects.filter(name__icontains=text), SubjectKind.TEAM)
+    robots = tagged(Robot.objects.alias(login=robot_login()).filter(login__icontains=text), SubjectKind.ROBOT)
+    return users.order_by().union(teams.order_by(), robots.order_by(), all=True)
+
+
+def subject_condition(text: str) -> Q:
+    """Grants to a user, team or robot whose name (a robot's login name) holds ``text``.
+
+    The names are looked up first, in their own small tables. Up to ``SUBJECT_IDS`` of them go
+    to the grants query as ids, which PostgreSQL estimates well (a few grants: fetched by the
+    subject indexes, then sorted); more stay a subquery, rightly estimated to match many grants
+    (read in the list's order until a page is full). One subquery for all, or the same test on
+    grants joined to the three tables, looked like half of all grants and was read in order
+    for tens of thousands of rows to find one person's few.
+    """
+    found = list(_subjects_named(text)[: SUBJECT_IDS + 1])
+    if len(found) > SUBJECT_IDS:
+        robots = Robot.objects.alias(login=robot_login()).filter(login__icontains=text)
+        return (
+            Q(user__in=User.objects.filter(username__icontains=text).values("pk"))
+            | Q(team__in=Team.objects.filter(name__icontains=text).values("pk"))
+            | Q(robot__in=robots.values("pk"))
+        )
+    ids: dict[str, list[int]] = {kind: [] for kind, _label in SubjectKind.CHOICES}
+    for kind, pk in found:
+        ids[kind].append(pk)
+    return Q(user__in=ids["user"]) | Q(team__in=ids["team"]) | Q(robot__in=ids["robot"])
 
 
 class GrantFilterForm(forms.Form):
@@ -103,12 +139,10 @@ class GrantFilterForm(forms.Form):
         data = self.cleaned_data
         grants = grants.filter(registry_condition(data["registry"]), self._state(data["state"], now))
         if data["subject"]:
-            text = data["subject"]
-            grants = grants.alias(robot_login=robot_login()).filter(
-                Q(user__username__icontains=text) | Q(team__name__icontains=text) | Q(robot_login__icontains=text)
-            )
+            grants = grants.filter(subject_condition(data["subject"]))
         if data["pattern"]:
-            grants = grants.filter(pattern__icontains=data["pattern"])
+            # Patterns are lowercase by validation: a plain LIKE is the same test without UPPER() on every row.
+            grants = grants.filter(pattern__contains=data["pattern"].lower())
         if data["role"]:
             grants = grants.filter(role=data["role"])
         if data["managed_by"]:

@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,6 +32,18 @@ from registryadmin.paging import page_of
 GRANTS = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by", "created_by")
 
 
+def _page_of_grants(request: HttpRequest, grants: QuerySet[Grant]) -> Page:
+    """The page's grant ids first (the index on pattern, id answers that), then those 50 with their joins.
+
+    Sorting and limiting the seven-table join itself made PostgreSQL plan for 17 ms at 50k grants,
+    and sort all of them when no index served the order.
+    """
+    page = page_of(request, grants.values_list("pk", flat=True))
+    rows = GRANTS.in_bulk(list(page.object_list))
+    page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
+    return page
+
+
 def _list_url() -> str:
     return reverse("grants:list")
 
@@ -47,10 +61,10 @@ def grant_list(request: HttpRequest) -> HttpResponse:
     form = GrantFilterForm(request.GET)
     now = timezone.now()
     valid = form.is_valid()
-    grants = form.apply(GRANTS.order_by("pattern", "id"), now) if valid else Grant.objects.none()
+    grants = form.apply(Grant.objects.order_by("pattern", "id"), now) if valid else Grant.objects.none()
     context: dict[str, Any] = {
         "form": form,
-        "page": page_of(request, grants),
+        "page": _page_of_grants(request, grants),
         "now": now,
         "soon": now + SOON,
         "roles": Role.choices,

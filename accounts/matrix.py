@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.access import is_public
@@ -36,30 +36,36 @@ class AccessMatrix:
 
 
 def who_can_access(repository: str, registry: str, now: datetime | None = None) -> AccessMatrix:
-    """Every active user and robot who may do something on ``repository`` (public pull aside)."""
+    """Every active user and robot who may do something on ``repository`` (public pull aside).
+
+    Seven queries however many subjects: whether it is public, the patterns that select it, every
+    grant on those patterns, the memberships of the teams holding one, the users, the robots, and
+    the robots' ceilings. Each grant becomes one ``GrantData`` shared by everyone it reaches (a
+    team grant reaches all its members), so the work grows with subjects, not subjects x grants.
+    """
     now = now or timezone.now()
     public = is_public(repository, registry)
-    patterns = _matching_patterns(repository)
-    grants = Grant.objects.filter(pattern__in=patterns).values_list("user_id", "team_id", "robot_id")
-    user_ids, team_ids, robot_ids = set(), set(), set()
-    for user_id, team_id, robot_id in grants:
-        (user_ids if user_id else team_ids if team_id else robot_ids).add(user_id or team_id or robot_id)
-    user_ids |= set(Membership.objects.filter(team_id__in=team_ids).values_list("user_id", flat=True))
-    users = User.objects.filter(Q(pk__in=user_ids) | Q(is_superuser=True), is_active=True)
+    patterns = matching_patterns(repository)
+    grants = _Grants(patterns)
+    teams = _teams_of_members(grants.by_team)
+    # Subqueries, not the ids: hundreds of placeholders cost more to send than the database to find.
+    holders = Grant.objects.filter(pattern__in=patterns, user__isnull=False).values("user_id")
+    members = Membership.objects.filter(team_id__in=list(grants.by_team)).values("user_id")
+    users = User.objects.filter(Q(pk__in=holders) | Q(pk__in=members) | Q(is_superuser=True), is_active=True)
     rows = [
         _row("user", s.name, decide(s, repository, registry=registry, public=public, now=now))
-        for s in _user_subjects(users, patterns)
+        for s in _user_subjects(users, grants, teams)
     ]
-    robots = Robot.objects.filter(pk__in=robot_ids, revoked_at__isnull=True).select_related("team")
+    robots = Robot.objects.filter(pk__in=grants.by_robot, revoked_at__isnull=True).select_related("team")
     rows += [
         _row("robot", s.name, decide(s, repository, registry=registry, public=public, now=now))
-        for s in _robot_subjects([r for r in robots if not r.refusal(now)], patterns, now)
+        for s in _robot_subjects([r for r in robots if not r.refusal(now)], grants, now)
     ]
     kept = tuple(sorted((row for row in rows if row.actions), key=lambda row: (row.kind, row.name)))
     return AccessMatrix(repository, registry, public, kept)
 
 
-def _matching_patterns(repository: str) -> set[str]:
+def matching_patterns(repository: str) -> set[str]:
     """The patterns of every grant that selects ``repository`` (one query).
 
     Whatever a pattern selects starts with its text before the first ``*``, so only patterns
@@ -87,62 +93,81 @@ def _row(kind: str, name: str, decision: Decision) -> AccessRow:
     return AccessRow(kind, name, actions, tuple(reason.text for reason in decision.reasons))
 
 
-def _user_subjects(users: object, patterns: set[str]) -> list[Subject]:
-    """Subjects for many users in three queries (users, memberships, grants).
+class _Grants:
+    """Every grant whose pattern is in ``patterns`` (one query), by the user, team or robot holding it.
 
-    Each holds only its grants whose pattern is in ``patterns`` (those that select the repository):
-    the engine decides, and gives its reasons, from those alone.
+    Only those count: the engine decides, and gives its reasons, from the grants that select the
+    repository, so a subject built from them alone gets the same answer as from all of its grants.
     """
-    users = list(users)
-    ids = [u.pk for u in users]
+
+    def __init__(self, patterns: set[str]) -> None:
+        self.by_user: dict[int, list[tuple]] = defaultdict(list)
+        self.by_team: dict[int, list[tuple]] = defaultdict(list)
+        self.by_robot: dict[int, list[tuple]] = defaultdict(list)
+        rows = (
+            Grant.objects.filter(pattern__in=patterns)
+            .order_by()
+            .values_list(
+                "id", "pattern", "role", "registry__service", "expires_at", "managed_by__name",
+                "user_id", "team_id", "robot_id", "team__name",
+            )
+        )  # fmt: skip
+        for row in rows:
+            user_id, team_id, robot_id = row[6:9]
+            if user_id:
+                self.by_user[user_id].append(row)
+            elif team_id:
+                self.by_team[team_id].append(row)
+            else:
+                self.by_robot[robot_id].append(row)
+        # A team's grant reaches every member: made once, shared by all of them.
+        self.team_grants = {
+            team_id: [_grant(row, owner=None, team=row[9]) for row in team_rows]
+            for team_id, team_rows in self.by_team.items()
+        }
+
+
+def _teams_of_members(team_grants: dict[int, list[tuple]]) -> dict[int, dict[int, str]]:
+    """user id -> {team id: team name} for the members of the teams holding a matching grant."""
     teams: dict[int, dict[int, str]] = defaultdict(dict)
-    for user_id, team_id, team_name in Membership.objects.filter(user_id__in=ids).values_list(
-        "user_id", "team_id", "team__name"
-    ):
+    memberships = Membership.objects.filter(team_id__in=list(team_grants)).order_by()
+    for user_id, team_id, team_name in memberships.values_list("user_id", "team_id", "team__name"):
         teams[user_id][team_id] = team_name
-    all_team_ids = {t for mapping in teams.values() for t in mapping}
-    rows = Grant.objects.filter(Q(user_id__in=ids) | Q(team_id__in=all_team_ids), pattern__in=patterns).values_list(
-        "id", "pattern", "role", "registry__service", "expires_at", "user_id", "team_id", "managed_by__name"
-    )
-    by_user: dict[int, list[tuple]] = defaultdict(list)
-    by_team: dict[int, list[tuple]] = defaultdict(list)
-    for row in rows:
-        (by_user[row[5]] if row[5] else by_team[row[6]]).append(row)
+    return teams
+
+
+def _user_subjects(users: QuerySet[User], grants: _Grants, teams: dict[int, dict[int, str]]) -> list[Subject]:
+    """One subject per user: their own matching grants, and those of their teams that hold one.
+
+    ``teams`` names only those teams: the engine asks a subject's teams only to tell whether a
+    team grant reaches it, so the other teams of a member would change nothing.
+    """
     subjects = []
-    for user in users:
-        own = [_grant(row, owner=user.username, team=None) for row in by_user[user.pk]]
-        via = [
-            _grant(row, owner=None, team=name) for team_id, name in teams[user.pk].items() for row in by_team[team_id]
-        ]
+    rows = users.order_by().values_list("pk", "username", "is_active", "is_superuser", "catalog_access")
+    for pk, username, is_active, is_superuser, catalog in rows:
+        own = [_grant(row, owner=username, team=None) for row in grants.by_user.get(pk, ())]
+        mine = teams.get(pk, {})
+        via = [grant for team_id in mine for grant in grants.team_grants.get(team_id, ())]
         subjects.append(
             Subject(
                 kind="user",
-                name=user.username,
-                is_active=user.is_active,
-                is_superuser=user.is_superuser,
-                catalog=user.catalog_access,
-                teams=frozenset(teams[user.pk].values()),
+                name=username,
+                is_active=is_active,
+                is_superuser=is_superuser,
+                catalog=catalog,
+                teams=frozenset(mine.values()),
                 grants=tuple(own + via),
             )
         )
     return subjects
 
 
-def _robot_subjects(robots: list[Robot], patterns: set[str], now: datetime) -> list[Subject]:
-    """Subjects for many robots in two queries, built as ``access.subject_for_robot`` builds one.
+def _robot_subjects(robots: list[Robot], grants: _Grants, now: datetime) -> list[Subject]:
+    """Subjects for many robots, built as ``access.subject_for_robot`` builds one.
 
-    Own grants (those in ``patterns``, as for users) come from one query, the ceilings (their
-    teams' unexpired grants) from another.
+    Own grants (the matching ones, as for users) are already loaded; the ceilings (their teams'
+    unexpired grants, matching or not) take one more query.
     """
-    own: dict[int, list[tuple]] = defaultdict(list)
-    for row in (
-        Grant.objects.filter(robot__in=robots, pattern__in=patterns)
-        .order_by()
-        .values_list(
-            "id", "pattern", "role", "registry__service", "expires_at", "robot_id", "team_id", "managed_by__name"
-        )
-    ):
-        own[row[5]].append(row)
     ceilings: dict[int, list[Ceiling]] = defaultdict(list)
     team_ids = {robot.team_id for robot in robots if robot.team_id is not None}
     for team_id, pattern, role, registry, expires_at in (
@@ -156,7 +181,7 @@ def _robot_subjects(robots: list[Robot], patterns: set[str], now: datetime) -> l
         Subject(
             kind="robot",
             name=robot.login_name,
-            grants=tuple(_grant(row, owner=robot.login_name, team=None) for row in own[robot.pk]),
+            grants=tuple(_grant(row, owner=robot.login_name, team=None) for row in grants.by_robot.get(robot.pk, ())),
             ceilings=tuple(ceilings[robot.team_id]) if robot.team_id is not None else None,
             ceiling_label=f"team {robot.team.name}'s grants" if robot.team_id else "",
         )
@@ -165,7 +190,7 @@ def _robot_subjects(robots: list[Robot], patterns: set[str], now: datetime) -> l
 
 
 def _grant(row: tuple, *, owner: str | None, team: str | None) -> GrantData:
-    gid, pattern, role, registry, expires_at, _user, _team, managed_by = row
+    gid, pattern, role, registry, expires_at, managed_by = row[:6]
     return GrantData(
         id=gid,
         pattern=pattern,

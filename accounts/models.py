@@ -162,7 +162,13 @@ class Grant(models.Model):
                 name="grant_unique_team_pattern",
             ),
         ]
-        indexes = [models.Index(fields=["expires_at"], name="grant_expires")]
+        indexes = [
+            models.Index(fields=["expires_at"], name="grant_expires"),
+            # "Who can access X" finds the patterns selecting X by equality and by their text up to the
+            # first "*" (LIKE 'web/a*%'): pattern_ops serves both in any collation. Deliberately not a
+            # plain btree: one ordered by pattern drew the grant list's filtered pages into long scans.
+            models.Index(fields=["pattern"], name="grant_pattern_ops", opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} on {self.pattern} to {self.subject_label}"

@@ -21,7 +21,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
-from accounts.credential_forms import RobotFilterForm, RobotForm, add_credential_error, registry_hosts, with_state
+from accounts.credential_forms import (
+    GLOBAL_TEAM,
+    RobotFilterForm,
+    RobotForm,
+    add_credential_error,
+    registry_hosts,
+    with_state,
+)
 from accounts.models import Grant, Robot
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -40,6 +47,8 @@ def robot_list(request: HttpRequest) -> HttpResponse:
     """Every robot with its grants, state and last use; filtered by search, team and state.
 
     Global robots come first on every database (PostgreSQL would otherwise sort them last).
+    The team is typed (the template draws no <select> of every team: at a thousand teams its
+    options were most of the page's time and size).
     """
     filters = RobotFilterForm(request.GET)
     robots = with_state(_robots(), timezone.now())
@@ -49,6 +58,7 @@ def robot_list(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page_of(request, robots.order_by(F("team__name").asc(nulls_first=True), "name", "pk")),
         "can_change": is_admin(request.user),
+        "global_team": GLOBAL_TEAM,
     }
     template = "robots/_results.html" if wants_partial(request) else "robots/list.html"
     return render(request, template, context, status=200 if valid else 400)

@@ -4,6 +4,9 @@ Admins, auditors and the team's members may see a team; only ``authz.is_team_lea
 maintainers and admins) get the forms, and every change goes through ``services.lead_*``, which
 refuse anyone else with ``PermissionDenied`` (403). Making, describing and deleting teams is for
 admins only (``admin_required``).
+
+The list and a team's members and managed grants come 50 a page (a thousand teams, a team of
+hundreds): the queries per page stay the same however many there are.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, IntegerField, Model, OuterRef, Subquery
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,10 +35,22 @@ from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 from accounts.permissions import ROLE_ORDER
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
+from registryadmin.pages import wants_partial
+from registryadmin.paging import PAGE_SIZE, page_of
 
 
 def _sees_every_team(user: User) -> bool:
     return user.is_active and (user.is_superuser or user.is_auditor)
+
+
+class TeamSearchForm(forms.Form):
+    """The GET searches of the team pages: teams by name, a team's members by name (NUL bytes refused)."""
+
+    q = forms.CharField(max_length=100, required=False, strip=True, label="Team name")
+    member = forms.CharField(max_length=150, required=False, strip=True, label="Find a member")
+
+    def text(self, name: str) -> str:
+        return self.cleaned_data.get(name, "") if self.is_valid() else ""
 
 
 def _count(model: type[Model], field: str = "team") -> Coalesce:
@@ -54,17 +72,56 @@ def _led_team(request: HttpRequest, name: str) -> Team:
     return team
 
 
+def _named_page(
+    request: HttpRequest, queryset: QuerySet, param: str, anchor: str, rows: QuerySet | None = None
+) -> Page:
+    """A page of one of the team page's lists, numbered by its own ``param`` so both page apart.
+
+    With ``rows``, the page is found by id and its rows are then fetched from ``rows`` (sorting a few
+    hundred bare ids is cheap; sorting them joined to five tables is not). ``previous_url`` and
+    ``next_url`` keep every other parameter (the other list's page, a search).
+    """
+    ids = queryset if rows is None else queryset.values_list("pk", flat=True)
+    page = Paginator(ids, PAGE_SIZE).get_page(request.GET.get(param))
+    if rows is not None:
+        found = rows.in_bulk(list(page.object_list))
+        page.object_list = [found[pk] for pk in page.object_list if pk in found]
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return f"?{query.urlencode()}#{anchor}"
+
+    page.previous_url = link(page.previous_page_number()) if page.has_previous() else ""
+    page.next_url = link(page.next_page_number()) if page.has_next() else ""
+    return page
+
+
+def _members(team: Team, search: str) -> QuerySet[Membership]:
+    members = team.memberships.select_related("user").order_by("user__username")
+    if search:
+        members = members.filter(
+            Q(user__username__icontains=search)
+            | Q(user__first_name__icontains=search)
+            | Q(user__last_name__icontains=search)
+        )
+    return members
+
+
 def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
-    members = list(team.memberships.select_related("user").order_by("user__username"))
-    if not (_sees_every_team(request.user) or any(m.user_id == request.user.pk for m in members)):
+    if not (_sees_every_team(request.user) or team.memberships.filter(user=request.user).exists()):
         raise PermissionDenied(f"Only members of team {team.name}, auditors and administrators may see it.")
-    managed = Grant.objects.filter(managed_by=team).select_related("user", "team", "robot__team", "registry")
+    search = TeamSearchForm(request.GET)
+    managed = Grant.objects.filter(managed_by=team).order_by("pattern", "id")
+    managed_rows = Grant.objects.select_related("user", "team", "robot__team", "registry")
     now = timezone.now()
     return {
         "team": team,
-        "members": members,
+        "search": search,
+        "member_search": search.text("member"),
+        "members": _named_page(request, _members(team, search.text("member")), "members", "members"),
         "team_grants": list(team.grants.select_related("registry")),
-        "managed_grants": managed.order_by("pattern", "id"),
+        "managed_grants": _named_page(request, managed, "managed", "managed", rows=managed_rows),
         "robots": list(with_state(team.robots.all(), now)),
         "can_manage": authz.is_team_lead(request.user, team),
         "is_admin": is_admin(request.user),
@@ -93,33 +150,51 @@ def _subject_name(subject: User | Robot) -> str:
     return subject.login_name if isinstance(subject, Robot) else subject.username
 
 
-@require_GET
-@login_required
-def team_list(request: HttpRequest) -> HttpResponse:
-    """Admins and auditors see every team; everyone else the teams they belong to."""
-    mine = Membership.objects.filter(team=OuterRef("pk"), user=request.user).values("role")[:1]
-    teams = Team.objects.annotate(
+def _with_counts(teams: QuerySet[Team], user: User) -> QuerySet[Team]:
+    """What a row shows beyond the team. Run for one page's ids only: an OFFSET would otherwise
+    evaluate the four counts for every team it skips."""
+    mine = Membership.objects.filter(team=OuterRef("pk"), user=user).values("role")[:1]
+    return teams.annotate(
         member_count=_count(Membership),
         grant_count=_count(Grant),
         managed_count=_count(Grant, "managed_by"),
         robot_count=_count(Robot),
         my_role=Subquery(mine),
-    )
+    ).order_by("name")
+
+
+@require_GET
+@login_required
+def team_list(request: HttpRequest) -> HttpResponse:
+    """Admins and auditors see every team; everyone else the teams they belong to. Searchable by name."""
+    form = TeamSearchForm(request.GET)
+    teams = Team.objects.order_by("name")
     if not _sees_every_team(request.user):
-        teams = teams.filter(my_role__isnull=False)
+        teams = teams.filter(memberships__user=request.user)
+    if q := form.text("q"):
+        teams = teams.filter(name__icontains=q)
+    page = page_of(request, teams.values_list("pk", flat=True))
+    page.object_list = list(_with_counts(Team.objects.filter(pk__in=list(page.object_list)), request.user))
     context = {
-        "teams": teams,
+        "form": form,
+        "q": q,
+        "page": page,
         "lead_role": TeamRole.MAINTAINER,
         "sees_all": _sees_every_team(request.user),
         "can_create": is_admin(request.user),
     }
-    return render(request, "teams/list.html", context)
+    template = "teams/_results.html" if wants_partial(request) else "teams/list.html"
+    response = render(request, template, context, status=200 if form.is_valid() else 400)
+    patch_vary_headers(response, ["HX-Request"])  # the partial and the page share a URL
+    return response
 
 
 @require_GET
 @login_required
 def team_detail(request: HttpRequest, name: str) -> HttpResponse:
-    return _team_page(request, get_object_or_404(Team, name=name))
+    """Members (searchable) and managed grants, 50 a page each; the team's grants and robots in full."""
+    team = get_object_or_404(Team, name=name)
+    return _team_page(request, team, status=200 if TeamSearchForm(request.GET).is_valid() else 400)
 
 
 @require_POST

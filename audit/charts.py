@@ -93,6 +93,18 @@ class Segment:
         return outcome_class(self.outcome)
 
 
+@dataclass(frozen=True)
+class Rect:
+    """One drawn segment, its geometry already as SVG text: the template only places it."""
+
+    css: str
+    x: str
+    y: str
+    width: str
+    height: str
+    title: str
+
+
 @dataclass
 class Bar:
     start: datetime
@@ -138,6 +150,24 @@ class Chart:
         """(outcome, total, CSS class) for the legend."""
         return [
             (outcome, sum(bar.count(outcome) for bar in self.bars), outcome_class(outcome)) for outcome in self.outcomes
+        ]
+
+    @property
+    def rects(self) -> list[Rect]:
+        """The non-empty segments of every bar, formatted here once (the template's
+        ``floatformat`` on ~700 numbers was most of the audit page's rendering time)."""
+        return [
+            Rect(
+                segment.css,
+                f"{bar.x:.2f}",
+                f"{segment.y:.2f}",
+                f"{bar.width:.2f}",
+                f"{segment.height:.2f}",
+                f"{bar.start:%Y-%m-%d %H:%M} UTC: {segment.count} {segment.outcome}",
+            )
+            for bar in self.bars
+            for segment in bar.segments
+            if segment.count
         ]
 
     @property

@@ -24,7 +24,15 @@ those over 50 ms. Results: stdout and bench/output/pages.json (bench/output/ is 
 Knobs: BENCH_PAGES_USERS (10000), BENCH_PAGES_TEAMS (1000), BENCH_PAGES_GRANTS (50000),
 BENCH_PAGES_ROBOTS (2000), BENCH_PAGES_TOKENS (5000), BENCH_PAGES_REPOSITORIES (5000),
 BENCH_PAGES_RECORDS (1000000), BENCH_PAGES_RUNS (20), BENCH_PAGES_WARMUPS (3),
-BENCH_PAGES_SMALL (1; 0 skips the small seed), BENCH_PG_ADMIN_URL.
+BENCH_PAGES_SMALL (1; 0 skips the small seed), BENCH_PG_ADMIN_URL, and for profiling:
+
+* BENCH_PAGES_ONLY: comma-separated words; only the pages whose label holds one are measured
+  (``BENCH_PAGES_ONLY="teams,grants"``).
+* BENCH_PAGES_KEEP (0): 1 keeps each seed's database and its data directory
+  (bench/output/kept/<seed>/, with ``env`` to source for ``manage.py dbshell`` or a profiler) instead
+  of dropping them, and a later run with it finds them there and measures again without re-seeding
+  (the sizes must not have changed: delete the directory to seed afresh). A run without it drops
+  the databases; ``rm -r bench/output/kept`` removes the rest.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from bench import audit_bench
 from bench.audit_bench import PG_ADMIN_URL, ROOT, _log, _percentile
 
 OUTPUT = ROOT / "bench" / "output"
+KEPT = OUTPUT / "kept"
 PG_DB = "registryadmin_bench_pages"
 GOAL_MS = 50.0
 RECORD_SPAN = timedelta(days=30)
@@ -85,6 +94,8 @@ FULL = Size(
 )
 SMALL = Size(users=20, teams=5, grants=50, robots=10, tokens=10, repositories=20, records=1_000)
 RUNS, WARMUPS = _knob("RUNS", 20), _knob("WARMUPS", 3)
+KEEP = bool(_knob("KEEP", 0))
+ONLY = [word.strip() for word in os.environ.get("BENCH_PAGES_ONLY", "").split(",") if word.strip()]
 
 # The personas, by username. user0001 leads the big team (web) and one more; user0007 is a member
 # of web with grants and tokens of their own, and the busiest actor of the seeded audit log.
@@ -493,11 +504,16 @@ def measure(client: Any, url: str, runs: int = RUNS, warmups: int = WARMUPS) -> 
     }
 
 
+def selected_pages(only: list[str]) -> list[tuple[str, str, str, dict[str, str], dict[str, str]]]:
+    """The pages of ``PAGES`` whose label holds one of the words of ``BENCH_PAGES_ONLY`` (all without any)."""
+    return [page for page in PAGES if not only or any(word in page[0] for word in only)]
+
+
 def measure_pages(runs: int = RUNS, warmups: int = WARMUPS) -> list[dict[str, Any]]:
     known = facts()
     clients = {persona: signed_in(username) for persona, username in PERSONAS.items()}
     results = []
-    for label, persona, url_name, kwargs, query in PAGES:
+    for label, persona, url_name, kwargs, query in selected_pages(ONLY):
         try:
             url = page_url(url_name, kwargs, query, known)
         except Exception as exc:  # e.g. a URL module that does not import right now: every page says so
@@ -517,14 +533,20 @@ def _short(result: dict[str, Any]) -> str:
     return f"{result['status']} median {result['median_ms']} ms, {result['queries']} queries"
 
 
-def child_main(size: Size, runs: int, warmups: int) -> dict[str, Any]:
+def child_main(size: Size, runs: int, warmups: int, seeded_file: Path | None = None) -> dict[str, Any]:
+    """Seed (or, given the file a kept seed wrote, only read what it seeded), then measure."""
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
     # A half-built page's traceback would bury the table; ``measure`` reports its error in one line.
     logging.getLogger("django.request").setLevel(logging.CRITICAL)
-    seeded = seed(size)
+    if seeded_file is not None and seeded_file.is_file():
+        seeded = json.loads(seeded_file.read_text())
+    else:
+        seeded = seed(size)
+        if seeded_file is not None:
+            seeded_file.write_text(json.dumps(seeded, default=str))
     return {"size": asdict(size), "seed": seeded, "pages": measure_pages(runs, warmups)}
 
 
@@ -532,31 +554,50 @@ def child_main(size: Size, runs: int, warmups: int) -> dict[str, Any]:
 
 
 def run_seed(label: str, size: Size, work: Path, runs: int = RUNS, warmups: int = WARMUPS) -> dict[str, Any]:
-    """Create the database, migrate it, seed and measure in a child, drop the database."""
+    """Create the database, migrate it, seed and measure in a child, drop the database (unless kept)."""
     import psycopg
 
     database = f"{PG_DB}_{label}"
+    if KEEP:
+        work = KEPT
     env = audit_bench.bench_env(work / label, database)
     # The one sealer run must take what the seeding just wrote; pages need the static manifest.
     env.update(AUDIT_SEAL_LAG="0", STATIC_ROOT=str(work / "static"))
+    seeded_file = work / label / "seeded.json" if KEEP else None
     began = time.perf_counter()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {database}")
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        reuse = bool(seeded_file and seeded_file.is_file() and exists)
+        if not reuse:
+            if seeded_file is not None:
+                seeded_file.unlink(missing_ok=True)  # a new database is seeded afresh
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {database}")
+    if seeded_file is not None:
+        _write_env(work / label / "env", env)
     try:
-        _log(f"{label}: migrating {database}")
-        for step in (["migrate"], ["collectstatic"]):
+        _log(f"{label}: {'measuring the kept' if reuse else 'migrating'} {database}")
+        for step in (["collectstatic"],) if reuse else (["migrate"], ["collectstatic"]):
             subprocess.run([sys.executable, "manage.py", *step, "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         command = [sys.executable, "-m", "bench.pages_bench", "--child", json.dumps(asdict(size)), str(runs)]
-        child = subprocess.run(
-            [*command, str(warmups)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True
-        )
+        command += [str(warmups), *([str(seeded_file)] if seeded_file else [])]
+        child = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True)
         result = json.loads(child.stdout.strip().splitlines()[-1])
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        if KEEP:
+            _log(f"{label}: kept {database}; its environment is in {work / label / 'env'}")
+        else:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     result["seconds"] = round(time.perf_counter() - began, 1)
     return result
+
+
+def _write_env(path: Path, env: dict[str, str]) -> None:
+    """``set -a; . bench/output/kept/full/env`` points manage.py (or a profiling script) at a kept seed."""
+    names = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "AUDIT_HMAC_KEY", "STATIC_ROOT", "DJANGO_SETTINGS_MODULE")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{name}={env[name]}\n" for name in names) + "LOG_LEVEL=WARNING\n")
 
 
 def compare(full: list[dict[str, Any]], small: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -603,7 +644,7 @@ def main() -> int:
         _log(f"full seed: {FULL}")
         full = run_seed("full", FULL, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # a kept seed lives under KEPT instead
     rows = compare(full["pages"], small["pages"] if small else None)
     summary = {
         "size": full["size"],
@@ -628,7 +669,8 @@ def main() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         size = Size(**json.loads(sys.argv[2]))
-        result = child_main(size, int(sys.argv[3]), int(sys.argv[4]))
+        seeded_file = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+        result = child_main(size, int(sys.argv[3]), int(sys.argv[4]), seeded_file)
         print(json.dumps(result, default=str), flush=True)
         sys.exit(0)
     sys.exit(main())

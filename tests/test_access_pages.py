@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts import services
-from accounts.models import Registry, Robot, Team, User
+from accounts.models import Membership, Registry, Robot, Team, User
 from tests.conftest import SYSTEM, make_user
 
 pytestmark = pytest.mark.django_db
@@ -239,3 +239,86 @@ def test_the_who_page_answers_bad_input_with_an_inline_error(
     assert response.status_code == 400
     assert field in response.context["errors"]
     assert "matrix" not in response.context
+
+
+# --- who can access, at scale: 50 rows a page, narrowed by name, kind or action ------------------
+
+
+WEB_APP = {"repository": "web/app", "registry": "registry"}
+
+
+def _crowd(web: Team, count: int) -> None:
+    """``count`` more members of web (member00...): each may pull and push web/app through the team."""
+    people = User.objects.bulk_create(User(username=f"member{n:02}") for n in range(count))
+    Membership.objects.bulk_create(Membership(team=web, user=person, role="member") for person in people)
+
+
+def _names(response) -> list[str]:
+    return [row.name for row in response.context["page"].object_list]
+
+
+def test_who_can_access_shows_50_rows_a_page_and_counts_them_all(world: Robot, web: Team, audrey: User) -> None:
+    _crowd(web, 55)
+    client = signed_in(audrey)
+    first = client.get(WHO)
+    rows = first.context["matrix"].rows
+    assert len(rows) == 60  # ada, alice, bob, carol, 55 members and the robot
+    assert _names(first) == [row.name for row in rows[:50]]
+    body = first.content.decode()
+    assert "60 in all · 60 may pull · 58 may push · 1 may delete" in body  # carol and the robot only pull
+    assert "&amp;page=2" in body and "repository=web%2Fapp" in body
+    second = client.get(reverse("access:who"), {**WEB_APP, "page": "2"})
+    assert _names(second) == [row.name for row in rows[50:]]
+    assert _names(first)[0] == "robot$web+ci" and _names(second)[-1] == "member54"  # robots first, then users
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"name": "CAR"}, ["carol"]),
+        ({"kind": "robot"}, ["robot$web+ci"]),
+        ({"action": "delete"}, ["ada"]),
+        ({"kind": "user", "action": "push", "name": "a"}, ["ada", "alice"]),
+        ({"name": "nobody"}, []),
+    ],
+)
+def test_who_can_access_narrows_by_name_kind_and_action(
+    world: Robot, audrey: User, query: dict[str, str], expected: list[str]
+) -> None:
+    response = signed_in(audrey).get(reverse("access:who"), {**WEB_APP, **query})
+    assert response.status_code == 200
+    assert _names(response) == expected
+    assert len(response.context["matrix"].rows) == 5  # the summary still counts everyone
+    if not expected:
+        assert "matches these filters" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"kind": "team"}, "kind"),
+        ({"action": "fly"}, "action"),
+        ({"name": "a\x00"}, "name"),
+        ({"name": "x" * 256}, "name"),
+    ],
+)
+def test_who_can_access_answers_a_bad_narrowing_with_an_inline_error(
+    world: Robot, audrey: User, query: dict[str, str], field: str
+) -> None:
+    response = signed_in(audrey).get(reverse("access:who"), {**WEB_APP, **query})
+    assert response.status_code == 400
+    assert field in response.context["errors"]
+    assert "matrix" not in response.context
+    assert 'class="error"' in response.content.decode()
+
+
+def test_who_can_access_needs_the_same_queries_on_any_page(
+    world: Robot, web: Team, audrey: User, django_assert_max_num_queries
+) -> None:
+    client = signed_in(audrey)
+    with django_assert_max_num_queries(40) as few:
+        client.get(WHO)
+    _crowd(web, 120)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("access:who"), {**WEB_APP, "page": "3", "kind": "user"})
+    assert len(response.context["page"].object_list) == 24

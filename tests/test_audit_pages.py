@@ -411,6 +411,29 @@ def test_a_chart_on_rollup_dimensions_sums_the_rollups_per_hour(audrey: User) ->
     assert "<table" in page and "<caption>Access attempts per hour" in page
 
 
+def test_the_chart_draws_one_rect_per_non_empty_segment_with_its_geometry_formatted(audrey: User) -> None:
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    rollup(start, "granted", 7)
+    rollup(start, "denied", 2)
+    rollup(start + timedelta(hours=5), "partial", 3)
+    response = signed_in(audrey).get("/audit/", {"since": "2026-04-01", "until": "2026-04-01T12:00Z"})
+    chart = response.context["chart"]
+    rects = chart.rects
+    assert [(rect.css, rect.title) for rect in rects] == [
+        ("outcome-granted", "2026-04-01 00:00 UTC: 7 granted"),
+        ("outcome-denied", "2026-04-01 00:00 UTC: 2 denied"),
+        ("outcome-partial", "2026-04-01 05:00 UTC: 3 partial"),
+    ]
+    first, granted = chart.bars[0], chart.bars[0].segments[0]
+    assert (rects[0].x, rects[0].y, rects[0].height) == (f"{first.x:.2f}", f"{granted.y:.2f}", f"{granted.height:.2f}")
+    page = response.content.decode()
+    assert (
+        f'<rect class="outcome-granted" x="{rects[0].x}" y="{rects[0].y}" width="{rects[0].width}" '
+        f'height="{rects[0].height}"><title>2026-04-01 00:00 UTC: 7 granted</title></rect>'
+    ) in page
+    assert page.count("<rect ") == 3
+
+
 def test_a_chart_with_other_filters_counts_the_records_themselves(audrey: User) -> None:
     start = datetime(2026, 4, 1, tzinfo=UTC)
     for minutes, outcome, ip in [(5, "granted", "192.0.2.1"), (65, "denied", "192.0.2.2"), (70, "denied", "10.0.0.1")]:

@@ -90,3 +90,53 @@ def test_a_tiny_run_seeds_everything_and_measures_every_page(tmp_path: Path) -> 
     home = pages["home (admin)"]
     assert home["available"] and home["status"] == 200 and home["queries"] > 0 and home["runs"] == 2
     assert pages["audit record"]["url"].startswith("/audit/")
+
+
+def test_only_measures_the_pages_whose_label_holds_a_word() -> None:
+    labels = [label for label, *_ in pages_bench.selected_pages(["teams", "grants filtered"])]
+    assert labels == ["teams list", "grants filtered"]
+    assert len(pages_bench.selected_pages([])) == len(PAGES)
+
+
+def test_a_kept_seed_writes_the_environment_to_reach_it(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/registryadmin_bench_pages_full",
+        "DATA_DIR": "/d",
+        "SECRET_KEY": "s",
+        "AUDIT_HMAC_KEY": "h",
+        "STATIC_ROOT": "/st",
+        "DJANGO_SETTINGS_MODULE": "registryadmin.settings",
+        "PATH": "/not/written",
+    }
+    pages_bench._write_env(tmp_path / "full" / "env", env)
+    lines = (tmp_path / "full" / "env").read_text().splitlines()
+    assert "DATABASE_URL=postgres://postgres@127.0.0.1:5432/registryadmin_bench_pages_full" in lines
+    assert "LOG_LEVEL=WARNING" in lines and not any(line.startswith("PATH=") for line in lines)
+
+
+@pytest.mark.e2e
+def test_a_kept_seed_is_measured_again_without_seeding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    _postgres_or_skip()
+    monkeypatch.setattr(pages_bench, "KEEP", True)
+    monkeypatch.setattr(pages_bench, "KEPT", tmp_path / "kept")
+    monkeypatch.setattr(pages_bench, "ONLY", ["teams list"])  # the parent's value; the child reads its own env
+    monkeypatch.setenv("BENCH_PAGES_ONLY", "teams list")
+    database = f"{pages_bench.PG_DB}_keptsmoke"
+    try:
+        first = pages_bench.run_seed("keptsmoke", TINY, tmp_path, runs=1, warmups=1)
+        seeded = (tmp_path / "kept" / "keptsmoke" / "seeded.json").read_text()
+        kept_url = pages_bench.PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+        with psycopg.connect(kept_url, autocommit=True) as kept:
+            kept.execute("INSERT INTO accounts_team (name, description, created_at) VALUES ('marker', '', now())")
+        again = pages_bench.run_seed("keptsmoke", TINY, tmp_path, runs=1, warmups=1)
+        with psycopg.connect(kept_url, autocommit=True) as kept:
+            assert kept.execute("SELECT count(*) FROM accounts_team WHERE name = 'marker'").fetchone() == (1,)
+        assert [row["label"] for row in again["pages"]] == ["teams list"] and again["pages"][0]["status"] == 200
+        assert again["seed"] == first["seed"]  # read back, not seeded again
+        assert (tmp_path / "kept" / "keptsmoke" / "seeded.json").read_text() == seeded
+        assert "DATABASE_URL=" in (tmp_path / "kept" / "keptsmoke" / "env").read_text()
+    finally:
+        with psycopg.connect(pages_bench.PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
+from accounts import grant_forms, services
 from accounts.forms import expiry_from_date
 from accounts.models import Grant, Registry, Robot, Team, User
 from audit.context import AuditContext
@@ -521,3 +521,49 @@ def test_a_missing_grant_is_not_found(world) -> None:
     client = client_for("ada", world)
     assert client.post(reverse("grants:revoke", args=[999999])).status_code == 404
     assert client.post(reverse("grants:edit", args=[999999]), {"role": "read"}).status_code == 404
+
+
+# --- the list at scale -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"subject": "CAROL"}, {CAROL_DB, CAROL_APP}),
+        ({"subject": "web"}, {TEAM_WEB, ROBOT_APP}),
+        ({"subject": "robot$"}, {ROBOT_APP, DEPLOYER}),
+        ({"subject": "robot$web+ci"}, {ROBOT_APP}),
+        ({"subject": "o"}, EVERYTHING - {TEAM_WEB}),  # bob, carol and every robot$ login
+        ({"subject": "zed"}, set()),
+    ],
+)
+def test_a_subject_search_matching_many_names_gives_the_same_rows(
+    world, monkeypatch: pytest.MonkeyPatch, query: dict[str, str], expected: set
+) -> None:
+    """Past ``SUBJECT_IDS`` names the search becomes a subquery; the answer must not change."""
+    client = client_for("ada", world)
+    assert shown(client.get(LIST, query)) == expected
+    monkeypatch.setattr(grant_forms, "SUBJECT_IDS", 0)
+    assert shown(client.get(LIST, query)) == expected
+
+
+def test_the_pattern_search_ignores_case(world) -> None:
+    assert shown(client_for("ada", world).get(LIST, {"pattern": "WEB/APP"})) == {ROBOT_APP, CAROL_APP}
+
+
+def test_rows_come_in_pattern_order_across_pages(world) -> None:
+    for n in reversed(range(55)):
+        services.create_grant(world["carol"], f"many/r{n:02}", "read", context=SYSTEM)
+    client = client_for("audrey", world)
+    pages = [client.get(LIST, {"page": page}).context["page"].object_list for page in ("1", "2")]
+    patterns = [grant.pattern for page in pages for grant in page]
+    assert len(patterns) == 61 and patterns == sorted(patterns)  # 55 + the world's 6
+
+
+def test_each_row_folds_a_small_change_form_away(world) -> None:
+    row = row_of(client_for("ada", world).get(LIST).content.decode(), world["bob_site"])
+    details = row.split("<details>")[1].split("</details>")[0]
+    assert "<summary>Change</summary>" in details and f'action="{edit_url(world["bob_site"])}"' in details
+    for name in ('name="role"', 'name="expires_on"', 'name="no_expiry"', 'name="next"', "csrfmiddlewaretoken"):
+        assert name in details
+    assert '<option value="read" selected>' in details

@@ -148,3 +148,18 @@ def test_a_corrupt_stored_pattern_selects_nothing_instead_of_breaking_the_answer
     Grant.objects.create(user=carol, pattern="web/a*A", role="admin")  # bypasses the validators on purpose
     services.create_grant(carol, "web/*", "read", context=SYSTEM)
     assert [(row.name, row.actions) for row in who_can_access("web/app", "registry").rows] == [("carol", ("pull",))]
+
+
+def test_a_member_of_several_teams_gets_the_engines_answer_from_the_matching_ones(world: None, carol: User) -> None:
+    """Subjects here name only the teams holding a matching grant; the engine must not notice."""
+    ops = services.create_team("ops", context=SYSTEM)
+    services.create_grant(ops, "ops/**", "admin", context=SYSTEM)
+    services.create_grant(ops, "web/app", "read", expires_at=timezone.now() - timedelta(days=1), context=SYSTEM)
+    for team in (ops, Team.objects.get(name="web")):
+        services.set_membership(team, carol, "member", context=SYSTEM)
+    now = timezone.now()
+    row = next(row for row in who_can_access("web/app", "registry", now=now).rows if row.name == "carol")
+    decision = decide(subject_for_user(carol), "web/app", registry="registry", public=False, now=now)
+    assert row.actions == tuple(a for a in ACTIONS if a in decision.actions) == ("pull", "push")
+    assert sorted(row.reasons) == sorted(reason.text for reason in decision.reasons)
+    assert any("expired" in text for text in row.reasons)  # ops's expired grant is still explained

@@ -316,3 +316,13 @@ def test_the_changes_need_a_csrf_token(world) -> None:
     assert client.post(NEW, {"name": "sneaky"}).status_code == 403
     assert client.post(revoke_url(world["ci"])).status_code == 403
     assert Robot.objects.get(pk=world["ci"].pk).revoked_at is None  # type: ignore[attr-defined]
+
+
+def test_the_team_filter_is_typed_not_a_list_of_every_team(world) -> None:
+    Team.objects.bulk_create(Team(name=f"crew{n:02}") for n in range(30))
+    response = client_for("audrey", world).get(LIST + "?team=crew07")
+    body = response.content.decode()
+    assert response.status_code == 200 and rows(response) == []
+    assert '<input type="search" id="id_team" name="team" value="crew07"' in body
+    assert '<option value="crew08"' not in body  # no <select> of a thousand teams
+    assert '<option value="$global">' in body  # the one value nobody could guess

@@ -441,3 +441,154 @@ def test_readers_see_robots_and_their_state_but_no_robot_forms(world, persona: s
     body = client_for(persona, world).get(_detail(world)).content.decode()
     assert "robot$web+ci" in body and 'badge ok">active' in body
     assert 'action="/teams/web/robots/' not in body and "rgb_" not in body
+
+
+# --- big lists: 50 a page, searchable, the same queries whatever the size ---------------------
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def _shown_teams(response) -> list[str]:
+    return [team.name for team in response.context["page"].object_list]
+
+
+def test_the_team_list_shows_50_a_page_and_the_rest_on_the_next(world) -> None:
+    Team.objects.bulk_create(Team(name=f"crew{n:02}") for n in range(55))
+    client = client_for("audrey", world)
+    first = client.get(_list(world))
+    assert first.status_code == 200
+    assert _shown_teams(first) == [f"crew{n:02}" for n in range(50)]
+    assert "Page 1 of 2" in first.content.decode() and "?page=2" in first.content.decode()
+    second = client.get(_list(world), {"page": "2"})
+    assert _shown_teams(second) == [*(f"crew{n:02}" for n in range(50, 55)), "ops", "web"]
+    assert client.get(_list(world), {"page": "nope"}).status_code == 200
+
+
+def test_the_team_list_searches_by_name_and_keeps_the_counts(world) -> None:
+    Team.objects.bulk_create(Team(name=f"crew{n:02}") for n in range(55))
+    response = client_for("ada", world).get(_list(world), {"q": "WE"})
+    assert _shown_teams(response) == ["web"]
+    web = response.context["page"].object_list[0]
+    assert (web.member_count, web.grant_count, web.managed_count, web.robot_count) == (2, 1, 1, 1)
+    assert 'value="WE"' in response.content.decode()
+    nothing = client_for("ada", world).get(_list(world), {"q": "nosuchteam"})
+    assert nothing.status_code == 200 and "No team matches this search." in nothing.content.decode()
+
+
+def test_a_member_searches_only_among_their_own_teams(world) -> None:
+    assert _shown_teams(client_for("bob", world).get(_list(world), {"q": "o"})) == []  # ops is not bob's
+    assert _shown_teams(client_for("bob", world).get(_list(world), {"q": "w"})) == ["web"]
+
+
+@pytest.mark.parametrize(("q", "message"), [("we\x00b", "Null characters are not allowed"), ("x" * 101, "at most 100")])
+def test_a_bad_team_search_is_a_400_with_the_message(world, q: str, message: str) -> None:
+    response = client_for("ada", world).get(_list(world), {"q": q})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert _shown_teams(response) == ["ops", "web"]  # the search is ignored, not half applied
+
+
+def test_htmx_team_search_gets_only_the_results(world) -> None:
+    response = client_for("ada", world).get(_list(world), {"q": "op"}, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body and "<table" in body
+    assert _shown_teams(response) == ["ops"]
+    assert 'hx-get="/teams/"' in client_for("ada", world).get(_list(world)).content.decode()
+
+
+def test_the_team_list_needs_the_same_queries_for_2_or_60_teams(world) -> None:
+    client = client_for("ada", world)
+    with CaptureQueriesContext(connection) as few:
+        client.get(_list(world))
+    teams = Team.objects.bulk_create(Team(name=f"crew{n:02}") for n in range(58))
+    Membership.objects.bulk_create(Membership(team=team, user=world["bob"], role="member") for team in teams)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(_list(world), {"page": "2"})
+    assert len(response.context["page"].object_list) == 10
+    assert len(many) == len(few)
+
+
+def _fill_web(world: dict[str, object], count: int) -> None:
+    """``count`` more members of web (member00...), each with a read grant the team manages."""
+    web = world["web"]
+    users = User.objects.bulk_create(User(username=f"member{n:02}", email=f"m{n}@example.org") for n in range(count))
+    Membership.objects.bulk_create(Membership(team=web, user=user, role="member") for user in users)  # type: ignore[misc]
+    Grant.objects.bulk_create(
+        Grant(user=user, pattern=f"web/m{n:02}", role="read", managed_by=web)  # type: ignore[misc]
+        for n, user in enumerate(users)
+    )
+
+
+def _members_shown(response) -> list[str]:
+    return [membership.user.username for membership in response.context["members"].object_list]
+
+
+def test_a_big_teams_members_come_50_a_page_with_their_own_pager(world) -> None:
+    _fill_web(world, 55)  # with alice and bob: 57 members
+    client = client_for("alice", world)
+    first = client.get(_detail(world))
+    assert _members_shown(first) == ["alice", "bob", *(f"member{n:02}" for n in range(48))]
+    assert "?members=2#members" in first.content.decode()
+    second = client.get(_detail(world), {"members": "2"})
+    assert _members_shown(second) == [f"member{n:02}" for n in range(48, 55)]
+    assert f'action="{reverse("teams:remove_member", kwargs={"name": "web", "username": "member54"})}"' in (
+        second.content.decode()
+    )
+
+
+def test_the_managed_grants_page_apart_from_the_members(world) -> None:
+    _fill_web(world, 55)  # 56 managed grants: bob's web/site and web/m00..web/m54
+    client = client_for("audrey", world)
+    response = client.get(_detail(world), {"members": "2", "managed": "2"})
+    assert _members_shown(response)[0] == "member48"  # the members' page is kept
+    assert [grant.pattern for grant in response.context["managed_grants"].object_list] == [
+        *(f"web/m{n:02}" for n in range(50, 55)),
+        "web/site",
+    ]
+    body = response.content.decode()
+    assert "?members=2&amp;managed=1#managed" in body and "?members=1&amp;managed=2#members" in body
+
+
+def test_a_lead_finds_a_member_of_a_big_team_by_name(world) -> None:
+    _fill_web(world, 55)
+    response = client_for("alice", world).get(_detail(world), {"member": "MEMBER5"})
+    assert response.status_code == 200
+    assert _members_shown(response) == [f"member5{n}" for n in range(5)]
+    nobody = client_for("alice", world).get(_detail(world), {"member": "zed"})
+    assert "No member matches “zed”." in nobody.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("member", "message"), [("a\x00b", "Null characters are not allowed"), ("x" * 151, "at most 150")]
+)
+def test_a_bad_member_search_is_a_400_with_the_message(world, member: str, message: str) -> None:
+    response = client_for("alice", world).get(_detail(world), {"member": member})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert _members_shown(response) == ["alice", "bob"]
+
+
+def test_a_refused_team_page_stays_refused_with_a_search(world) -> None:
+    response = client_for("carol", world).get(_detail(world), {"member": "bob", "members": "2"})
+    assert response.status_code == 403 and "bob" not in response.content.decode()
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob", "audrey", "ada"])
+def test_the_team_page_needs_the_same_queries_for_2_or_57_members(world, persona: str) -> None:
+    client = client_for(persona, world)
+    with CaptureQueriesContext(connection) as few:
+        client.get(_detail(world))
+    _fill_web(world, 55)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(_detail(world), {"members": "2", "managed": "2"})
+    assert len(response.context["members"].object_list) == 7
+    assert len(many) == len(few)
+
+
+def test_the_delete_card_counts_every_membership_not_one_page(world) -> None:
+    _fill_web(world, 55)
+    body = client_for("ada", world).get(_detail(world)).content.decode()
+    assert "its 57 memberships" in body
+    searched = client_for("ada", world).get(_detail(world), {"member": "bob"}).content.decode()
+    assert "all its memberships" in searched and "its 1 membership" not in searched
