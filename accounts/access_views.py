@@ -108,8 +108,13 @@ def registry_choice(request: HttpRequest) -> tuple[list[str], str, dict[str, str
     return services, chosen, {"registry": f"there is no registry called {chosen!r}"}
 
 
+MAX_NAME = 255
+
+
 def load_subject(name: str) -> tuple[Subject, str]:
     """The engine's subject for a username or robot login, and why it cannot sign in ("" if it can)."""
+    if "\x00" in name or len(name) > MAX_NAME:
+        raise LookupError("that is not a user or robot name (at most 255 characters, no NUL)")
     if name.startswith(ROBOT_LOGIN_PREFIX):
         robot = find_robot(name)
         if robot is None:

@@ -25,7 +25,7 @@ from accounts.grant_forms import SOON, EditGrantForm, GrantFilterForm, NewGrantF
 from accounts.models import Grant, Robot, Role, Team, User
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
-from registryadmin.pages import next_url, wants_partial
+from registryadmin.pages import next_url, render_list
 from registryadmin.paging import page_of
 
 # Everything a row shows, fetched with the row: the query count never grows with the page.
@@ -71,10 +71,7 @@ def grant_list(request: HttpRequest) -> HttpResponse:
         "can_change": is_admin(request.user),
         "next": request.get_full_path(),
     }
-    partial = wants_partial(request)
-    # HTMX swaps only 2xx answers, so its live search gets a 200 whose results carry the errors.
-    status = 200 if valid or partial else 400
-    return render(request, "grants/_results.html" if partial else "grants/list.html", context, status=status)
+    return render_list(request, "grants/list.html", "grants/_results.html", context, valid=valid)
 
 
 @require_http_methods(["GET", "POST"])
@@ -133,6 +130,6 @@ def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     label = f"{grant.role} on {grant.pattern} from {grant.subject_label}"
     services.lead_revoke(grant, acting_user=request.user, context=AuditContext.from_request(request))
     if request.htmx:
-        return HttpResponse("")  # the row swaps itself out
+        return render(request, "_done_row.html", {"text": f"Revoked {label}."})
     messages.success(request, f"Revoked {label}.")
     return redirect(next_url(request, _list_url()))

@@ -155,6 +155,6 @@ def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
     label = str(repository)
     services.delete_repository(repository, context=AuditContext.from_request(request))
     if request.htmx:
-        return HttpResponse("")  # the row swaps itself out
+        return render(request, "_done_row.html", {"text": f"Removed {label} from this list. {NOT_TOUCHED}"})
     messages.success(request, f"Removed {label} from this list. {NOT_TOUCHED}")
     return redirect(next_url(request, _list_url()))

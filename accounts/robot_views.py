@@ -32,7 +32,7 @@ from accounts.credential_forms import (
 from accounts.models import Grant, Robot
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
-from registryadmin.pages import next_url, wants_partial
+from registryadmin.pages import next_url, render_list
 from registryadmin.paging import page_of
 
 
@@ -60,8 +60,7 @@ def robot_list(request: HttpRequest) -> HttpResponse:
         "can_change": is_admin(request.user),
         "global_team": GLOBAL_TEAM,
     }
-    template = "robots/_results.html" if wants_partial(request) else "robots/list.html"
-    return render(request, template, context, status=200 if valid else 400)
+    return render_list(request, "robots/list.html", "robots/_results.html", context, valid=valid)
 
 
 @never_cache

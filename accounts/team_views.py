@@ -24,7 +24,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -35,7 +34,7 @@ from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 from accounts.permissions import ROLE_ORDER
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
-from registryadmin.pages import wants_partial
+from registryadmin.pages import render_list
 from registryadmin.paging import PAGE_SIZE, page_of
 
 
@@ -183,10 +182,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
         "sees_all": _sees_every_team(request.user),
         "can_create": is_admin(request.user),
     }
-    template = "teams/_results.html" if wants_partial(request) else "teams/list.html"
-    response = render(request, template, context, status=200 if form.is_valid() else 400)
-    patch_vary_headers(response, ["HX-Request"])  # the partial and the page share a URL
-    return response
+    return render_list(request, "teams/list.html", "teams/_results.html", context, valid=form.is_valid())
 
 
 @require_GET

@@ -18,7 +18,7 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -29,7 +29,7 @@ from accounts.user_forms import EditUserForm, NewUserForm, SetPasswordForm, User
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
-from registryadmin.pages import wants_partial
+from registryadmin.pages import render_list
 from registryadmin.paging import page_of
 
 RECENT_RECORDS = 10
@@ -91,10 +91,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     page = page_of(request, matching.values_list("pk", flat=True))
     page.object_list = list(_with_activity(User.objects.filter(pk__in=list(page.object_list))))
     context = {"form": form, "page": page, "q": form.value("q")}
-    template = "users/_results.html" if wants_partial(request) else "users/list.html"
-    response = render(request, template, context, status=200 if valid else 400)
-    patch_vary_headers(response, ["HX-Request"])  # the partial and the page share a URL
-    return response
+    return render_list(request, "users/list.html", "users/_results.html", context, valid=valid)
 
 
 # --- creating --------------------------------------------------------------------------
@@ -145,6 +142,9 @@ def user_new(request: HttpRequest) -> HttpResponse:
 # --- one person ---------------------------------------------------------------------------
 
 
+SHOWN = 100  # rows of each list on a person's page; the rest are counted and linked
+
+
 def _grants_of(person: User) -> QuerySet[Grant]:
     """Their own grants and their teams' grants (the same sources the engine reads)."""
     teams = Membership.objects.filter(user=person).values("team")
@@ -155,14 +155,22 @@ def _grants_of(person: User) -> QuerySet[Grant]:
     )
 
 
+def _capped(queryset: QuerySet, limit: int = SHOWN) -> tuple[list[Any], int]:
+    """The first ``limit`` rows and how many more there are (the count runs only when there are more)."""
+    rows = list(queryset[: limit + 1])
+    return (rows[:limit], queryset.count() - limit) if len(rows) > limit else (rows, 0)
+
+
 def _detail_context(request: HttpRequest, person: User) -> dict[str, Any]:
     now = timezone.now()
     live_refresh = person.refresh_tokens.filter(revoked_at__isnull=True, expires_at__gt=now)
+    memberships, memberships_more = _capped(person.memberships.select_related("team").order_by("team__name"))
+    grants, grants_more = _capped(_grants_of(person))
+    tokens, tokens_more = _capped(person.access_tokens.order_by("revoked_at", "name"))
     return {
         "person": person,
-        "memberships": person.memberships.select_related("team").order_by("team__name"),
-        "grants": _grants_of(person),
-        "tokens": person.access_tokens.order_by("revoked_at", "name"),
+        **{"memberships": memberships, "memberships_more": memberships_more, "grants": grants},
+        **{"grants_more": grants_more, "tokens": tokens, "tokens_more": tokens_more},
         "refresh_count": live_refresh.count(),
         "recent": AuditRecord.objects.filter(actor=person.username).order_by("-time", "-id")[:RECENT_RECORDS],
         "lead_role": TeamRole.MAINTAINER,

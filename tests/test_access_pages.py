@@ -322,3 +322,10 @@ def test_who_can_access_needs_the_same_queries_on_any_page(
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = client.get(reverse("access:who"), {**WEB_APP, "page": "3", "kind": "user"})
     assert len(response.context["page"].object_list) == 24
+
+
+@pytest.mark.parametrize("name", ["bo\x00b", "x" * 300, "robot$web+c\x00i"])
+def test_why_answers_a_name_that_cannot_exist_with_an_inline_error(world: Robot, audrey: User, name: str) -> None:
+    response = signed_in(audrey).get("/access/why", {"user": name, "scope": "repository:web/app:push"})
+    assert response.status_code == 400
+    assert "not a user or robot name" in response.content.decode()

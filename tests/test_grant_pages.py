@@ -498,9 +498,10 @@ def test_an_admin_revokes_a_robots_grant(world) -> None:
     assert last_change("grant.revoke").detail["before"]["robot"] == "robot$web+ci"
 
 
-def test_with_htmx_a_revoked_row_is_swapped_out(world) -> None:
+def test_with_htmx_a_revoked_row_is_swapped_for_what_was_done(world) -> None:
     response = client_for("ada", world).post(revoke_url(world["bob_site"]), headers=HTMX)
-    assert response.status_code == 200 and response.content == b""
+    body = response.content.decode()
+    assert response.status_code == 200 and body.startswith('<tr class="done">') and "Revoked read on" in body
     assert not Grant.objects.filter(pk=world["bob_site"].pk).exists()
 
 

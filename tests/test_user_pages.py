@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import RefreshToken, Team, User
+from accounts.models import Grant, RefreshToken, Team, User
 from accounts.refresh import new_refresh_token
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
@@ -506,3 +506,25 @@ def test_an_admin_signs_someone_out_of_docker_login_everywhere(world) -> None:
     change = AuditRecord.objects.get(detail__action="user.revoke_refresh_tokens", detail__target="zoe")
     assert change.actor == "ada" and change.detail["after"] == {"refresh_tokens_revoked": 2}
     assert "0 active refresh tokens" in response.content.decode()
+
+
+def test_a_persons_page_shows_the_changes_they_made(world) -> None:
+    """Admin changes carry a target and no credential: the activity list must still render."""
+    client = client_for("ada", world)
+    client.post(reverse("users:new"), {"username": "dora", "is_active": "on", "password": ""})
+    services.create_access_token(world["ada"], "ci", context=AuditContext.for_user(world["ada"]))
+    response = client.get(url("detail", "ada"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "user.create</code> dora" in body and "token.create</code> ada/ci" in body
+
+
+def test_a_persons_page_shows_the_first_hundred_of_each_list_and_counts_the_rest(world) -> None:
+    bob = world["bob"]
+    for i in range(103):
+        services.create_grant(bob, f"big/r{i:03d}", "read", context=SYSTEM)
+    body = client_for("audrey", world).get(url("detail", "bob")).content.decode()
+    shown = sorted([f"big/r{i:03d}" for i in range(103)])
+    assert shown[99] in body and shown[100] not in body  # ordered by pattern
+    total = Grant.objects.filter(user=bob).count() + Grant.objects.filter(team__memberships__user=bob).count()
+    assert f"and {total - 100} more" in body

@@ -255,7 +255,17 @@ def test_the_way_back_after_a_change_is_only_a_path_on_this_site(given: str, exp
 
 
 @pytest.mark.parametrize(
-    "path", ["/manage/registries/?mode=bogus", "/manage/jobs/?outcome=bogus", "/me/tokens/?state=x"]
+    "path",
+    [
+        "/manage/registries/?mode=bogus",
+        "/manage/jobs/?outcome=bogus",
+        "/me/tokens/?state=x",
+        "/manage/users/?role=bogus",
+        "/manage/robots/?state=bogus",
+        "/manage/grants/?role=bogus",
+        "/manage/repositories/?public=bogus",
+        "/teams/?q=" + "x" * 101,
+    ],
 )
 def test_a_bad_filter_is_a_400_page_but_a_200_partial_that_shows_why(ada: User, path: str) -> None:
     client = signed_in(ada)
