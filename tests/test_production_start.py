@@ -110,7 +110,11 @@ def test_gunicorn_serves_health_sign_in_and_static_files(tmp_path: Path) -> None
         ).encode()
         request = urllib.request.Request(base + "/login/", data=body, headers={"Referer": base + "/login/"})
         home = opener.open(request).read().decode()
-        assert "My access" in home and "administrator" in home
+        assert "Overview" in home and "active users" in home  # the admin's home
+        script = next(line for line in home.splitlines() if "htmx" in line and "<script" in line)
+        with opener.open(base + script.split('src="')[1].split('"')[0]) as response:
+            assert response.status == 200 and b"htmx" in response.read()  # vendored, served by whitenoise
+        assert "administrator" in opener.open(base + "/me/").read().decode()
     finally:
         server.terminate()
         server.wait(timeout=20)
