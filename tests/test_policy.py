@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts import services
-from accounts.models import Grant, Membership, Repository, Team, User
+from accounts.models import Grant, Membership, Registry, Repository, Team, User
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM
 
@@ -141,7 +141,7 @@ def test_export_then_apply_is_a_round_trip(tmp_path: Path) -> None:
         User.objects.get(username="bob"),
         "web/tools",
         "admin",
-        registry=services.Registry.objects.get(service="hub"),
+        registry=Registry.objects.get(service="hub"),
         managed_by=Team.objects.get(name="web"),
         context=SYSTEM,
     )

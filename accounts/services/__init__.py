@@ -1,0 +1,100 @@
+"""Every state change to accounts, teams, repositories and grants.
+
+Each function runs in one transaction and writes its audit record inside it:
+a record exists exactly when the change committed. Views, management
+commands, the admin site and Celery tasks all call these; none saves models
+directly.
+
+One module per concern (``users``, ``teams``, ``registries``, ``grants``,
+``credentials``, ``leads``; shared helpers in ``_common``). They import from
+``_common`` and from each other, never from this package; callers import from
+here (``from accounts import services``).
+"""
+
+from accounts.services._common import USER_FIELDS, grant_state, user_state
+from accounts.services.credentials import (
+    ROBOT_PREFIX,
+    TOKEN_PREFIX,
+    create_access_token,
+    create_robot,
+    record_credential_expiries,
+    revoke_access_token,
+    revoke_robot,
+)
+from accounts.services.grants import (
+    check_robot_grant,
+    check_within_team,
+    create_grant,
+    purge_expired_grants,
+    revoke_grant,
+    update_grant,
+)
+from accounts.services.leads import (
+    lead_create_robot,
+    lead_grant,
+    lead_remove_membership,
+    lead_revoke,
+    lead_revoke_robot,
+    lead_set_membership,
+)
+from accounts.services.registries import (
+    create_registry,
+    create_repository,
+    delete_registry,
+    delete_repository,
+    ensure_repository,
+    set_repository_public,
+    update_registry,
+)
+from accounts.services.teams import create_team, delete_team, remove_membership, set_membership, update_team
+from accounts.services.users import (
+    create_user,
+    delete_user,
+    disable_password,
+    revoke_user_refresh_tokens,
+    set_password,
+    update_user,
+)
+
+__all__ = [
+    "ROBOT_PREFIX",
+    "TOKEN_PREFIX",
+    "USER_FIELDS",
+    "check_robot_grant",
+    "check_within_team",
+    "create_access_token",
+    "create_grant",
+    "create_registry",
+    "create_repository",
+    "create_robot",
+    "create_team",
+    "create_user",
+    "delete_registry",
+    "delete_repository",
+    "delete_team",
+    "delete_user",
+    "disable_password",
+    "ensure_repository",
+    "grant_state",
+    "lead_create_robot",
+    "lead_grant",
+    "lead_remove_membership",
+    "lead_revoke",
+    "lead_revoke_robot",
+    "lead_set_membership",
+    "purge_expired_grants",
+    "record_credential_expiries",
+    "remove_membership",
+    "revoke_access_token",
+    "revoke_grant",
+    "revoke_robot",
+    "revoke_user_refresh_tokens",
+    "set_membership",
+    "set_password",
+    "set_repository_public",
+    "update_grant",
+    "update_registry",
+    "update_team",
+    "update_user",
+    "user_state",
+]

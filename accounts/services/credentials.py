@@ -1,0 +1,135 @@
+"""Robots and personal access tokens: secrets shown once and stored hashed, revocation, expiry records."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import htpasswd
+from accounts.models import PersonalAccessToken, Robot, Team, User
+from accounts.secret_hash import new_secret, secret_hash
+from accounts.services._common import _check_expiry, _clean_pattern, _credential_record, _iso
+from accounts.services.grants import create_grant
+from audit.context import AuditContext
+
+ROBOT_PREFIX = "rgb_"
+TOKEN_PREFIX = "rga_"
+_ROBOT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+@transaction.atomic
+def create_robot(
+    team: Team | None,
+    name: str,
+    *,
+    context: AuditContext,
+    expires_at: datetime | None = None,
+    grants: list[tuple[str, str]] | None = None,
+    description: str = "",
+) -> tuple[Robot, str]:
+    """Make a robot and its grants; returns the robot and its secret (shown once, stored hashed)."""
+    if not _ROBOT_NAME.match(name):
+        raise ValidationError({"name": f"Robot name {name!r} must be lowercase letters, digits, - or _."})
+    _check_expiry(expires_at)
+    secret = new_secret(ROBOT_PREFIX)
+    robot = Robot(
+        team=team,
+        name=name,
+        description=description,
+        secret_hash=secret_hash(secret),
+        bcrypt_hash=htpasswd.hash_password(secret),
+        expires_at=expires_at,
+        created_by_id=context.actor_id,
+    )
+    try:
+        with transaction.atomic():
+            robot.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"{robot.login_name} already exists."}) from None
+    for pattern, role in grants or []:
+        create_grant(robot, pattern, role, context=context, managed_by=team)
+    _credential_record(
+        context,
+        "robot.create",
+        robot.login_name,
+        expires_at=_iso(expires_at),
+        grants=[f"{pattern}:{role}" for pattern, role in grants or []],
+    )
+    htpasswd.sync_after_commit()
+    return robot, secret
+
+
+@transaction.atomic
+def revoke_robot(robot: Robot, *, context: AuditContext) -> None:
+    if Robot.objects.filter(pk=robot.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        _credential_record(context, "robot.revoke", robot.login_name)
+        htpasswd.sync_after_commit()
+
+
+@transaction.atomic
+def create_access_token(
+    user: User,
+    name: str,
+    *,
+    context: AuditContext,
+    read_only: bool = False,
+    patterns: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[PersonalAccessToken, str]:
+    """A personal access token limited to part of ``user``'s rights; returns it and its secret (once)."""
+    if not name or len(name) > 100:
+        raise ValidationError({"name": "Give the token a name of at most 100 characters."})
+    cleaned = [_clean_pattern(p) for p in patterns or []]
+    _check_expiry(expires_at)
+    secret = new_secret(TOKEN_PREFIX)
+    token = PersonalAccessToken(
+        user=user,
+        name=name,
+        read_only=read_only,
+        patterns=cleaned,
+        secret_hash=secret_hash(secret),
+        expires_at=expires_at,
+        created_by_id=context.actor_id,
+    )
+    try:
+        with transaction.atomic():
+            token.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"{user.username} already has a token named {name!r}."}) from None
+    _credential_record(
+        context,
+        "token.create",
+        f"{user.username}/{name}",
+        read_only=read_only,
+        patterns=cleaned,
+        expires_at=_iso(expires_at),
+    )
+    return token, secret
+
+
+@transaction.atomic
+def revoke_access_token(token: PersonalAccessToken, *, context: AuditContext) -> None:
+    if PersonalAccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        _credential_record(context, "token.revoke", f"{token.user.username}/{token.name}")
+
+
+def record_credential_expiries(*, now: datetime | None = None) -> int:
+    """Record each robot and token whose expiry has passed, once."""
+    now = now or timezone.now()
+    context = AuditContext.system("expiry")
+    count = 0
+    for model, action in ((Robot, "robot.expire"), (PersonalAccessToken, "token.expire")):
+        for credential in model.objects.filter(expires_at__lte=now, expiry_recorded_at__isnull=True):
+            with transaction.atomic():
+                if model.objects.filter(pk=credential.pk, expiry_recorded_at__isnull=True).update(
+                    expiry_recorded_at=now
+                ):
+                    _credential_record(context, action, str(credential), expired_at=_iso(credential.expires_at))
+                    count += 1
+    if count:
+        htpasswd.sync_all()
+    return count

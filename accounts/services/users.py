@@ -1,0 +1,133 @@
+"""Users: create, change, set or disable the password, delete, sign out of ``docker login``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts import htpasswd
+from accounts.models import User
+from accounts.refresh import revoke_refresh_tokens
+from accounts.services._common import USER_FIELDS, user_state
+from audit.context import AuditContext
+from audit.services import record_change
+
+
+def _check_password(password: str, user: User | None, *, validate: bool) -> None:
+    if len(password.encode()) > 72:
+        # bcrypt (htpasswd mode) reads only 72 bytes: refuse rather than silently truncate.
+        raise ValidationError({"password": "Passwords may be at most 72 bytes long (bcrypt's limit)."})
+    if validate:
+        validate_password(password, user)
+
+
+@transaction.atomic
+def create_user(
+    username: str,
+    *,
+    context: AuditContext,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    is_active: bool = True,
+    is_superuser: bool = False,
+    is_auditor: bool = False,
+    catalog_access: bool = False,
+    validate: bool = True,
+) -> User:
+    """Create a user. Without a password the user cannot sign in until one is set."""
+    user = User(
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        is_active=is_active,
+        is_superuser=is_superuser,
+        is_staff=is_superuser,
+        is_auditor=is_auditor,
+        catalog_access=catalog_access,
+    )
+    user.full_clean(exclude=["password"])
+    if password:
+        _check_password(password, user, validate=validate)
+        user.set_password(password)
+        user.htpasswd_hash = htpasswd.hash_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    record_change(context, "user.create", username, after=user_state(user))
+    htpasswd.sync_after_commit()
+    return user
+
+
+@transaction.atomic
+def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
+    """Change profile fields and flags (not the password: see ``set_password``)."""
+    unknown = set(changes) - set(USER_FIELDS)
+    if unknown:
+        raise ValueError(f"update_user cannot change {', '.join(sorted(unknown))}")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before = user_state(user)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.is_staff = user.is_superuser
+    user.full_clean(exclude=["password"])
+    after = user_state(user)
+    if before == after:
+        return user
+    user.save()
+    if before["is_active"] and not user.is_active:
+        revoke_refresh_tokens(user, "deactivated")
+    if before["is_active"] != user.is_active or before["username"] != user.username:
+        htpasswd.sync_after_commit()
+    record_change(
+        context,
+        "user.update",
+        user.username,
+        before={k: v for k, v in before.items() if after[k] != v},
+        after={k: v for k, v in after.items() if before[k] != v},
+    )
+    return user
+
+
+@transaction.atomic
+def set_password(user: User, password: str, *, context: AuditContext, validate: bool = True) -> None:
+    """Set a user's password. The audit record says it changed, never what to."""
+    _check_password(password, user, validate=validate)
+    user.set_password(password)
+    user.htpasswd_hash = htpasswd.hash_password(password)
+    user.save(update_fields=["password", "htpasswd_hash"])
+    htpasswd.sync_after_commit()
+    revoked = revoke_refresh_tokens(user, "password changed")
+    record_change(context, "user.set_password", user.username, after={"refresh_tokens_revoked": revoked})
+
+
+@transaction.atomic
+def disable_password(user: User, *, context: AuditContext) -> None:
+    """Make password sign-in impossible for ``user`` (directory or token use only)."""
+    user.set_unusable_password()
+    user.htpasswd_hash = ""
+    user.save(update_fields=["password", "htpasswd_hash"])
+    htpasswd.sync_after_commit()
+    revoked = revoke_refresh_tokens(user, "password disabled")
+    record_change(context, "user.disable_password", user.username, after={"refresh_tokens_revoked": revoked})
+
+
+@transaction.atomic
+def delete_user(user: User, *, context: AuditContext) -> None:
+    state = user_state(user)
+    user.delete()
+    record_change(context, "user.delete", state["username"], before=state)
+    htpasswd.sync_after_commit()
+
+
+@transaction.atomic
+def revoke_user_refresh_tokens(user: User, *, context: AuditContext) -> int:
+    """An admin signs a user out of every ``docker login`` made with refresh tokens."""
+    revoked = revoke_refresh_tokens(user, "revoked by admin")
+    record_change(context, "user.revoke_refresh_tokens", user.username, after={"refresh_tokens_revoked": revoked})
+    return revoked
