@@ -120,3 +120,19 @@ class SetPasswordForm(PasswordChoice, forms.Form):
     """An admin resets someone's password (typed, or generated and shown once)."""
 
     password = PasswordField(label="New password")
+
+
+class ActiveForm(forms.Form):
+    """One click to deactivate or reactivate someone; the same no-lockout rule as the edit form."""
+
+    active = forms.TypedChoiceField(choices=[("1", "active"), ("0", "inactive")], coerce=lambda v: v == "1")
+
+    def __init__(self, *args: Any, person: User, acting_user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_self = person.pk == acting_user.pk
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.is_self and data.get("active") is False:
+            raise ValidationError("You cannot deactivate yourself: ask another admin.", code="lockout")
+        return data

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import services
 from accounts.forms import add_service_error
 from accounts.models import Grant, Membership, TeamRole, User
-from accounts.user_forms import EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
+from accounts.user_forms import ActiveForm, EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -210,6 +210,23 @@ def user_edit(request: HttpRequest, username: str) -> HttpResponse:
             messages.success(request, f"Saved {person.username}.")
             return redirect("users:detail", username=person.username)
     return _detail_page(request, person, status=400, edit_form=form)
+
+
+@require_POST
+@admin_required
+def user_active(request: HttpRequest, username: str) -> HttpResponse:
+    """Deactivate (every docker login ends with it) or reactivate someone in one click."""
+    person = get_object_or_404(User, username=username)
+    form = ActiveForm(request.POST, person=person, acting_user=request.user)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.non_field_errors() or ["Choose active (1) or inactive (0)."]))
+        return _detail_page(request, person, status=400)
+    active = form.cleaned_data["active"]
+    services.update_user(person, is_active=active, context=AuditContext.from_request(request))
+    messages.success(
+        request, f"{person.username} is {'active again' if active else 'deactivated: every docker login ended'}."
+    )
+    return redirect("users:detail", username=person.username)
 
 
 @sensitive_post_parameters("password")

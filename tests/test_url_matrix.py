@@ -92,6 +92,7 @@ TABLE: dict[str, Row] = {
     "users:detail": Row(lambda w: {"username": "bob"}, OVERSEERS, None),
     "users:edit": Row(lambda w: {"username": "bob"}, None, ADMINS),
     "users:password": Row(lambda w: {"username": "bob"}, None, ADMINS),
+    "users:active": Row(lambda w: {"username": "bob"}, None, ADMINS),
     "users:revoke_refresh": Row(lambda w: {"username": "bob"}, None, ADMINS),
     "grants:list": Row(none, OVERSEERS, None),
     "grants:new": Row(none, ADMINS, ADMINS),

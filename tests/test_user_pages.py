@@ -528,3 +528,29 @@ def test_a_persons_page_shows_the_first_hundred_of_each_list_and_counts_the_rest
     assert shown[99] in body and shown[100] not in body  # ordered by pattern
     total = Grant.objects.filter(user=bob).count() + Grant.objects.filter(team__memberships__user=bob).count()
     assert f"and {total - 100} more" in body
+
+
+def test_an_admin_deactivates_and_reactivates_someone_in_one_click(world) -> None:
+    client = client_for("ada", world)
+    page = client.get(url("detail", "bob")).content.decode()
+    assert 'action="/manage/users/bob/active"' in page and "Deactivate" in page
+    response = client.post(url("active", "bob"), {"active": "0"}, follow=True)
+    assert "bob is deactivated" in response.content.decode()
+    assert not User.objects.get(username="bob").is_active
+    assert AuditRecord.objects.filter(detail__action="user.update", detail__target="bob", actor="ada").exists()
+    client.post(url("active", "bob"), {"active": "1"})
+    assert User.objects.get(username="bob").is_active
+
+
+def test_an_admin_cannot_deactivate_themselves_in_one_click_either(world) -> None:
+    client = client_for("ada", world)
+    assert "Deactivate" not in client.get(url("detail", "ada")).content.decode()
+    response = client.post(url("active", "ada"), {"active": "0"})
+    assert response.status_code == 400 and "You cannot deactivate yourself" in response.content.decode()
+    assert User.objects.get(username="ada").is_active
+
+
+@pytest.mark.parametrize("value", ["", "yes", "\x00"])
+def test_a_bad_active_value_is_a_400(world, value: str) -> None:
+    response = client_for("ada", world).post(url("active", "bob"), {"active": value})
+    assert response.status_code == 400 and User.objects.get(username="bob").is_active

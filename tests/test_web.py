@@ -275,3 +275,13 @@ def test_a_bad_filter_is_a_400_page_but_a_200_partial_that_shows_why(ada: User, 
     assert partial.status_code == 200  # htmx swaps only 2xx answers
     assert 'role="alert"' in partial.content.decode() and "<html" not in partial.content.decode()
     assert "HX-Request" in whole["Vary"] and "HX-Request" in partial["Vary"]
+
+
+def test_overseers_reach_the_change_log_from_the_navigation(ada: User, audrey: User, carol: User) -> None:
+    services.create_team("ops", context=SYSTEM)
+    for person in (ada, audrey):
+        page = signed_in(person).get("/").content.decode()
+        assert 'href="/audit/?kind=admin_change"' in page
+    changes = signed_in(audrey).get("/audit/?kind=admin_change").content.decode()
+    assert "team.create" in changes
+    assert 'href="/audit/?kind=admin_change"' not in signed_in(carol).get("/").content.decode()
