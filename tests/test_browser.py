@@ -10,6 +10,7 @@ person to look at.
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import urllib.request
 from collections.abc import Iterator
@@ -194,7 +195,7 @@ def test_every_page_in_the_navigation_loads_without_console_errors(
         response = page.goto(app.url + href)
         page.wait_for_load_state("networkidle")
         assert response.status == 200, f"{persona}: {text} ({href}) answered {response.status}"
-        shot(page, f"{persona}-{href.strip('/').replace('/', '-') or 'home'}")
+        shot(page, f"{persona}-{re.sub(r'[^a-z0-9]+', '-', href).strip('-') or 'home'}")
     assert page.console_errors == [], page.console_errors
 
 
