@@ -6,12 +6,17 @@ inactive, ada is the admin and audrey the auditor.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
 
 from accounts import services
 from accounts.models import Team, User
@@ -32,6 +37,34 @@ def ctx() -> AuditContext:
 
 def make_user(username: str, **flags: object) -> User:
     return services.create_user(username, password=PASSWORD, validate=False, context=SYSTEM, **flags)
+
+
+def client_for(persona: str, world: dict[str, object]) -> Client:
+    """A client signed in as ``world[persona]`` (or nobody, for "anonymous")."""
+    client = Client()
+    if persona != "anonymous":
+        client.force_login(world[persona])  # type: ignore[arg-type]
+    return client
+
+
+def ask_registry(username: str, secret: str, *scopes: str) -> HttpResponse:
+    """Ask the token endpoint as a registry client would (HTTP Basic, scopes as query parameters)."""
+    raw = base64.b64encode(f"{username}:{secret}".encode()).decode()
+    query = {"service": "registry", "scope": list(scopes)}
+    return Client().get("/auth/token", query, HTTP_AUTHORIZATION=f"Basic {raw}")
+
+
+def granted(response: HttpResponse) -> dict[str, list[str]]:
+    """The actions per repository in the token an answer carries."""
+    claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
+    return {entry["name"]: entry["actions"] for entry in claims["access"]}
+
+
+def shown_secret(response: HttpResponse, prefix: str) -> str:
+    """The one secret (``rgb_``/``rga_``...) a page shows; fails if it shows none or several."""
+    found = re.findall(rf"{prefix}[A-Za-z0-9_-]{{20,}}", response.content.decode())
+    assert len(set(found)) == 1, found
+    return found[0]
 
 
 @pytest.fixture

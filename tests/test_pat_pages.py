@@ -7,11 +7,8 @@ token server, "legacy" is in htpasswd mode.
 
 from __future__ import annotations
 
-import base64
-import re
 from datetime import timedelta
 
-import jwt
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
@@ -25,7 +22,8 @@ from accounts import services
 from accounts.keys import ensure_keys
 from accounts.models import PersonalAccessToken, Team, User
 from audit.models import AuditRecord
-from tests.conftest import SYSTEM
+from tests.conftest import SYSTEM, ask_registry, client_for, granted
+from tests.conftest import shown_secret as _shown
 
 pytestmark = pytest.mark.django_db
 
@@ -48,32 +46,8 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Tea
     return {**people, "laptop": laptop, "old": old, "ci": ci}
 
 
-def client_for(persona: str, world: dict[str, object]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])  # type: ignore[arg-type]
-    return client
-
-
 def revoke_url(token: object) -> str:
     return reverse("tokens:revoke", kwargs={"pk": token.pk})  # type: ignore[attr-defined]
-
-
-def ask_registry(username: str, secret: str, *scopes: str) -> HttpResponse:
-    raw = base64.b64encode(f"{username}:{secret}".encode()).decode()
-    query = {"service": "registry", "scope": list(scopes)}
-    return Client().get("/auth/token", query, HTTP_AUTHORIZATION=f"Basic {raw}")
-
-
-def granted(response: HttpResponse) -> dict[str, list[str]]:
-    claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
-    return {entry["name"]: entry["actions"] for entry in claims["access"]}
-
-
-def shown_secret(response: HttpResponse) -> str:
-    found = re.findall(r"rga_[A-Za-z0-9_-]{20,}", response.content.decode())
-    assert len(set(found)) == 1, found
-    return found[0]
 
 
 # --- who may use the pages --------------------------------------------------------------
@@ -277,3 +251,7 @@ def test_the_changes_need_a_csrf_token(world) -> None:
     assert client.post(NEW, {"name": "sneaky"}).status_code == 403
     assert client.post(revoke_url(world["laptop"])).status_code == 403
     assert not PersonalAccessToken.objects.filter(name="sneaky").exists()
+
+
+def shown_secret(response: HttpResponse) -> str:
+    return _shown(response, "rga_")

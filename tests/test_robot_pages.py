@@ -7,11 +7,9 @@ robot$mirror is a global robot that has expired.
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import timedelta
 
-import jwt
 import pytest
 from django.db import connection
 from django.http import HttpResponse
@@ -24,7 +22,8 @@ from accounts import services
 from accounts.keys import ensure_keys
 from accounts.models import Grant, Robot, Team, User
 from audit.models import AuditRecord
-from tests.conftest import SYSTEM
+from tests.conftest import SYSTEM, ask_registry, client_for, granted
+from tests.conftest import shown_secret as _shown
 
 pytestmark = pytest.mark.django_db
 
@@ -52,32 +51,8 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Tea
     return {**people, "web": web, "ops": ops, "ci": ci, "deploy": deploy, "mirror": mirror}
 
 
-def client_for(persona: str, world: dict[str, object]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])  # type: ignore[arg-type]
-    return client
-
-
 def revoke_url(robot: object) -> str:
     return reverse("robots:revoke", kwargs={"pk": robot.pk})  # type: ignore[attr-defined]
-
-
-def ask_registry(username: str, secret: str, *scopes: str) -> HttpResponse:
-    raw = base64.b64encode(f"{username}:{secret}".encode()).decode()
-    query = {"service": "registry", "scope": list(scopes)}
-    return Client().get("/auth/token", query, HTTP_AUTHORIZATION=f"Basic {raw}")
-
-
-def granted(response: HttpResponse) -> dict[str, list[str]]:
-    claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
-    return {entry["name"]: entry["actions"] for entry in claims["access"]}
-
-
-def shown_secret(response: HttpResponse) -> str:
-    found = re.findall(r"rgb_[A-Za-z0-9_-]{20,}", response.content.decode())
-    assert len(set(found)) == 1, found
-    return found[0]
 
 
 def rows(response: HttpResponse) -> list[str]:
@@ -326,3 +301,7 @@ def test_the_team_filter_is_typed_not_a_list_of_every_team(world) -> None:
     assert '<input type="search" id="id_team" name="team" value="crew07"' in body
     assert '<option value="crew08"' not in body  # no <select> of a thousand teams
     assert '<option value="$global">' in body  # the one value nobody could guess
+
+
+def shown_secret(response: HttpResponse) -> str:
+    return _shown(response, "rgb_")
