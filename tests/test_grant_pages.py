@@ -23,7 +23,7 @@ from accounts.forms import expiry_from_date
 from accounts.models import Grant, Registry, Robot, Team, User
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
-from tests.conftest import SYSTEM, make_user
+from tests.conftest import SYSTEM, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -65,13 +65,6 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Tea
         ),
         "deployer_ops": services.create_grant(deployer, "ops/**", "read", context=SYSTEM),
     }
-
-
-def client_for(persona: str, world: dict) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])
-    return client
 
 
 def edit_url(grant: Grant) -> str:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from accounts import services
 from accounts.models import Registry, Repository, User
 from audit.models import AuditRecord, Kind
-from tests.conftest import SYSTEM
+from tests.conftest import SYSTEM, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +36,6 @@ def world(ada: User, audrey: User, carol: User, registry: Registry) -> dict[str,
     site = services.create_repository("web/site", registry=registry, context=SYSTEM)
     db = services.create_repository("ops/db", context=SYSTEM)
     return {"ada": ada, "audrey": audrey, "carol": carol, "app": app, "site": site, "db": db}
-
-
-def client_for(persona: str, world: dict[str, object]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])  # type: ignore[arg-type]
-    return client
 
 
 def public_url(repository: object) -> str:

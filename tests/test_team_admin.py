@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, resolve, reverse
 from accounts import services, team_views
 from accounts.models import Grant, Membership, Robot, Team, User
 from audit.models import AuditRecord
-from tests.conftest import SYSTEM
+from tests.conftest import SYSTEM, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -32,13 +32,6 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Tea
     services.create_grant(carol, "web/site", "read", managed_by=web, context=SYSTEM)
     services.create_robot(web, "ci", grants=[("web/app", "read")], context=SYSTEM)
     return {"ada": ada, "audrey": audrey, "alice": alice, "bob": bob, "carol": carol, "web": web}
-
-
-def client_for(persona: str, world: dict[str, object]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])  # type: ignore[arg-type]
-    return client
 
 
 def test_new_is_its_own_page_not_a_team_called_new() -> None:

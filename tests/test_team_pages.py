@@ -20,7 +20,7 @@ from accounts.forms import expiry_from_date
 from accounts.keys import ensure_keys
 from accounts.models import Grant, Membership, Robot, Team, User
 from audit.models import AuditRecord
-from tests.conftest import SYSTEM, make_user
+from tests.conftest import SYSTEM, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +36,6 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, web: Tea
     services.create_grant(ops, "ops/**", "admin", context=SYSTEM)
     services.create_robot(web, "ci", context=SYSTEM)
     return {"ada": ada, "audrey": audrey, "alice": alice, "bob": bob, "carol": carol, "web": web, "managed": managed}
-
-
-def client_for(persona: str, world: dict[str, object]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])
-    return client
 
 
 def _list(world: dict[str, object]) -> str:

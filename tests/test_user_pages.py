@@ -19,7 +19,7 @@ from accounts.refresh import new_refresh_token
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from audit.services import record
-from tests.conftest import PASSWORD, SYSTEM, make_user
+from tests.conftest import PASSWORD, SYSTEM, client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -38,13 +38,6 @@ def world(ada: User, audrey: User, alice: User, bob: User, carol: User, dave: Us
     services.create_access_token(zoe, "laptop", read_only=True, patterns=["zoe/*"], context=SYSTEM)
     new_refresh_token(zoe, "registry", "docker")
     return {"ada": ada, "audrey": audrey, "alice": alice, "bob": bob, "carol": carol, "dave": dave, "zoe": zoe}
-
-
-def client_for(persona: str, world: dict[str, User]) -> Client:
-    client = Client()
-    if persona != "anonymous":
-        client.force_login(world[persona])
-    return client
 
 
 def url(name: str, username: str = "zoe") -> str:
