@@ -8,7 +8,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from accounts import signin  # noqa: F401  (connects the sign-in receivers)
+        from accounts import signals  # noqa: F401  (connects the sign-in receivers)
         from accounts.bootstrap import bootstrap_after_migrate
 
         post_migrate.connect(bootstrap_after_migrate, sender=self)

@@ -16,8 +16,8 @@ import yaml
 from django.contrib.auth.hashers import check_password
 
 from accounts import services
+from accounts.access.patterns import InvalidName, validate_pattern, validate_repository_name
 from accounts.models import Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
-from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
 from audit.context import AuditContext
 
 USER_KEYS = {"username", "email", "password", "active", "admin", "auditor", "catalog"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from accounts import htpasswd, services
+from accounts import services
+from accounts.registry import htpasswd
 from audit.jobs import run_job
 
 

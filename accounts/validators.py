@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
+from accounts.access.patterns import InvalidName, validate_pattern, validate_repository_name
 
 
 def repository_name_validator(value: str) -> None:

@@ -27,8 +27,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.context import AuditContext
-from audit.export import FORMATS, render, rows
 from audit.filters import AuditFilter, parse_filter
+from audit.formats import FORMATS, render, rows
 from audit.models import AuditExport, AuditRecord, Kind, SubjectType
 from audit.services import record
 

@@ -195,7 +195,7 @@ def _clean(name: str, text: str) -> Any:
 
 def _repository_regex(pattern: str) -> str:
     # Imported here: the audit app leans on accounts only where filters need it.
-    from accounts.patterns import InvalidName, pattern_regex
+    from accounts.access.patterns import InvalidName, pattern_regex
 
     try:
         return pattern_regex(pattern)

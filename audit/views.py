@@ -183,9 +183,9 @@ def explain_refusal(entry: AuditRecord, now: datetime) -> tuple[str, list[ScopeE
     """A note (e.g. "the user no longer exists") and one explanation per refused repository scope."""
     if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial"):
         return "", []
-    from accounts.access import is_public
-    from accounts.permissions import ACTIONS as ORDER
-    from accounts.permissions import decide, explain_missing
+    from accounts.access.engine import ACTIONS as ORDER
+    from accounts.access.engine import decide, explain_missing
+    from accounts.access.subjects import is_public
 
     subject, note = _subject_for(entry)
     if subject is None:
@@ -204,7 +204,7 @@ def explain_refusal(entry: AuditRecord, now: datetime) -> tuple[str, list[ScopeE
 
 def _subject_for(entry: AuditRecord) -> tuple[Any, str]:
     """The engine's subject for the record's actor as it exists today, or None and why not."""
-    from accounts.access import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
+    from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
     from accounts.models import PersonalAccessToken, Robot, User
 
     if entry.subject_type == SubjectType.ANONYMOUS or not entry.actor:

@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from accounts.signing import certificate_pem, generate_private_key, make_certificate, private_key_pem  # noqa: E402
+from accounts.registry.signing import certificate_pem, generate_private_key, make_certificate, private_key_pem  # noqa: E402
 from bench import htpasswd_bench  # noqa: E402
 from tests.harness.ports import free_port, wait_for_http  # noqa: E402
 from tests.harness.registry import RegistryServer  # noqa: E402
@@ -39,7 +39,7 @@ PG_DB = "registryadmin_bench"
 
 SETUP = """
 from accounts import services
-from accounts.keys import ensure_keys
+from accounts.registry.keys import ensure_keys
 from accounts.models import Registry
 from audit.context import AuditContext
 ctx = AuditContext.system("bench")

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from accounts.signing import Signer
+from accounts.registry.signing import Signer
 
 _DIR = Path(os.environ["FLOOR_DIR"])
 SIGNER = Signer.from_pem((_DIR / "key.pem").read_bytes(), (_DIR / "cert.pem").read_text())

@@ -27,7 +27,8 @@ import json, statistics, sys, time
 import bcrypt, django
 django.setup()
 from django.core.management import call_command
-from accounts import htpasswd, services
+from accounts import services
+from accounts.registry import htpasswd
 from accounts.models import User
 from audit.context import AuditContext
 

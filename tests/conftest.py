@@ -135,8 +135,8 @@ def subprocess_env(live_database_url: str, tmp_path: Path) -> Iterator[dict[str,
 @pytest.fixture(autouse=True)
 def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches (signer, verified credentials) must not leak between tests' databases."""
-    from accounts.credentials import verified_cache
-    from accounts.keys import current_signer
+    from accounts.registry.keys import current_signer
+    from accounts.registry.passwords import verified_cache
 
     current_signer.clear()
     verified_cache.clear()

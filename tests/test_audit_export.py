@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.context import AuditContext
-from audit.export import FIELDS
+from audit.formats import FIELDS
 from audit.models import AuditRecord
 from audit.services import record
 

@@ -22,8 +22,8 @@ from accounts.models import Team, User
 from audit import exporting
 from audit.charts import attempts_chart, top_lists, window_for
 from audit.context import AuditContext
-from audit.export import FIELDS
 from audit.filters import AuditFilter, Cursor, keyset_page, parse_filter
+from audit.formats import FIELDS
 from audit.models import AuditExport, AuditHourly, AuditRecord, AuditRollup, AuditVerification, Kind
 from audit.services import record
 from tests.conftest import SYSTEM

@@ -18,9 +18,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import grant_forms, services
-from accounts.forms import expiry_from_date
+from accounts import services
 from accounts.models import Grant, Registry, Robot, Team, User
+from accounts.web.forms import grants as grant_forms
+from accounts.web.forms.teams import expiry_from_date
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from tests.conftest import SYSTEM, client_for, make_user

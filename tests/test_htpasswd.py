@@ -27,8 +27,9 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts import htpasswd, services
+from accounts import services
 from accounts.models import Registry, Robot, Team, User
+from accounts.registry import htpasswd
 from registryadmin.env import envfilemode
 from tests.conftest import PASSWORD, REPO_ROOT, SYSTEM, make_user
 

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from django.db import connection
 
-from accounts import htpasswd, services
+from accounts import services
 from accounts.models import Registry, User
+from accounts.registry import htpasswd
 from accounts.tasks import sync_htpasswd
 from audit.models import AuditRecord
 from tests.conftest import PASSWORD, SYSTEM, make_user

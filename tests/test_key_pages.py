@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import keys, services
+from accounts import services
 from accounts.models import SigningKey, User
+from accounts.registry import keys
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM
 

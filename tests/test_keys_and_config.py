@@ -17,9 +17,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from accounts import keys, services
+from accounts import services
 from accounts.models import SigningKey
-from accounts.signing import libtrust_kid
+from accounts.registry import keys
+from accounts.registry.signing import libtrust_kid
 from audit.context import AuditContext
 from tests.conftest import SYSTEM
 

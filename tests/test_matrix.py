@@ -10,11 +10,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
-from accounts.access import subject_for_robot, subject_for_user
-from accounts.matrix import who_can_access
+from accounts.access.engine import ACTIONS, allowed_actions, decide
+from accounts.access.matrix import who_can_access
+from accounts.access.patterns import pattern_matches
+from accounts.access.subjects import subject_for_robot, subject_for_user
 from accounts.models import Grant, Robot, Team, User
-from accounts.patterns import pattern_matches
-from accounts.permissions import ACTIONS, allowed_actions, decide
 from tests.conftest import SYSTEM, make_user
 
 pytestmark = pytest.mark.django_db

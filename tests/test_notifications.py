@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from accounts import services
-from accounts.endpoints import notification_secret
 from accounts.models import Registry, Repository
+from accounts.registry.endpoints import notification_secret
 from audit.models import AuditRecord, BlobEventCount
 from tests.conftest import SYSTEM
 

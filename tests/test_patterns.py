@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from accounts.patterns import (
+from accounts.access.patterns import (
     MAX_LENGTH,
     InvalidName,
     compile_pattern,

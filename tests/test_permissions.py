@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts.patterns import pattern_matches
-from accounts.permissions import (
+from accounts.access.engine import (
     ACTIONS,
     REASON_KINDS,
     ROLE_ACTIONS,
@@ -34,6 +33,7 @@ from accounts.permissions import (
     explain_missing,
     role_at_most,
 )
+from accounts.access.patterns import pattern_matches
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LAST_MONTH = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

@@ -19,11 +19,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts import keys, services
-from accounts.endpoints import notification_secret
+from accounts import services
 from accounts.models import NotificationEndpoint, Registry, SigningKey, User
-from accounts.registry_pages import SECRET_MASK
-from accounts.signing import libtrust_kid
+from accounts.registry import keys
+from accounts.registry.endpoints import notification_secret
+from accounts.registry.signing import libtrust_kid
+from accounts.web.views.registries import SECRET_MASK
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM
 

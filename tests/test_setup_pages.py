@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import User
-from accounts.setup_views import PLACEHOLDER_HOST
+from accounts.web.views.setup import PLACEHOLDER_HOST
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,9 @@ import pytest
 from django.test import Client
 from django.urls import NoReverseMatch, resolve, reverse
 
-from accounts import services, team_views
+from accounts import services
 from accounts.models import Grant, Membership, Robot, Team, User
+from accounts.web.views import teams as team_views
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, client_for
 

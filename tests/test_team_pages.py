@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
-from accounts.forms import expiry_from_date
-from accounts.keys import ensure_keys
 from accounts.models import Grant, Membership, Robot, Team, User
+from accounts.registry.keys import ensure_keys
+from accounts.web.forms.teams import expiry_from_date
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, client_for, make_user
 

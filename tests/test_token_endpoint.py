@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services
-from accounts.keys import ensure_keys
 from accounts.models import Registry, SigningKey, Team, User
+from accounts.registry.keys import ensure_keys
 from audit.models import AuditRecord
 from tests.conftest import PASSWORD, SYSTEM
 
@@ -322,7 +322,7 @@ def test_if_the_access_record_cannot_be_written_no_token_is_given(
     def broken(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr("accounts.tokens.record", broken)
+    monkeypatch.setattr("accounts.registry.tokens.record", broken)
     response = ask(client, "repository:web/app:pull", user="carol")
     assert response.status_code == 503
     assert "token" not in response.json()
@@ -366,7 +366,7 @@ def test_issuing_a_refresh_token_is_recorded(client: Client, grants: None) -> No
 def test_a_user_without_a_password_costs_a_hash_like_everyone(client: Client, grants: None, monkeypatch) -> None:
     services.create_user("nopass", context=SYSTEM)
     calls = []
-    monkeypatch.setattr("accounts.credentials.make_password", lambda pw: calls.append(pw))
+    monkeypatch.setattr("accounts.registry.passwords.make_password", lambda pw: calls.append(pw))
     assert ask(client, user="nopass", password="guess").status_code == 401
     assert calls == ["guess"]
 

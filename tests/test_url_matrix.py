@@ -19,8 +19,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import services
-from accounts.keys import ensure_keys
 from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.registry.keys import ensure_keys
 from audit import exporting
 from audit.context import AuditContext
 from audit.filters import AuditFilter

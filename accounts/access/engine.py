@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from accounts.patterns import InvalidName, is_valid_repository_name, pattern_contains, pattern_matcher
+from accounts.access.patterns import InvalidName, is_valid_repository_name, pattern_contains, pattern_matcher
 
 __all__ = [
     "ACTIONS",

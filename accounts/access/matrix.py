@@ -13,10 +13,10 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.access import is_public
+from accounts.access.engine import ACTIONS, Ceiling, Decision, GrantData, Subject, decide
+from accounts.access.patterns import InvalidName, pattern_matches
+from accounts.access.subjects import is_public
 from accounts.models import Grant, Membership, Robot, User
-from accounts.patterns import InvalidName, pattern_matches
-from accounts.permissions import ACTIONS, Ceiling, Decision, GrantData, Subject, decide
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from accounts.patterns import is_valid_repository_name
+from accounts.access.patterns import is_valid_repository_name
 
 MAX_SCOPE_LENGTH = 512
 MAX_SCOPES = 32

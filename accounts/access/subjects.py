@@ -7,8 +7,8 @@ from dataclasses import replace
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.access.engine import Ceiling, GrantData, Subject
 from accounts.models import ROBOT_LOGIN_PREFIX, Grant, PersonalAccessToken, Repository, Robot, User
-from accounts.permissions import Ceiling, GrantData, Subject
 
 ANONYMOUS = Subject(kind="anonymous")
 

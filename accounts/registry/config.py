@@ -17,9 +17,9 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
-from accounts import htpasswd, keys
-from accounts.endpoints import notification_secret
 from accounts.models import AuthMode, Registry, SigningKey
+from accounts.registry import htpasswd, keys
+from accounts.registry.endpoints import notification_secret
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record, record_change

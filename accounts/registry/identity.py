@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts.access import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
-from accounts.credentials import check_password
+from accounts.access.engine import Subject
+from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
 from accounts.models import PersonalAccessToken, Robot, User
-from accounts.permissions import Subject
-from accounts.refresh import new_refresh_token, user_for_refresh_token
-from accounts.secret_hash import hash_candidates
+from accounts.registry.passwords import check_password
+from accounts.registry.refresh import new_refresh_token, user_for_refresh_token
+from accounts.registry.secrets import hash_candidates
 from accounts.services import ROBOT_PREFIX, TOKEN_PREFIX
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType

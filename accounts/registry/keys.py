@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import KeyState, Registry, SigningKey
-from accounts.signing import (
+from accounts.registry.signing import (
     Signer,
     certificate_pem,
     generate_private_key,

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import RefreshToken, User
-from accounts.secret_hash import hash_candidates, new_secret, secret_hash
+from accounts.registry.secrets import hash_candidates, new_secret, secret_hash
 
 REFRESH_PREFIX = "rgr_"
 

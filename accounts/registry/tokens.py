@@ -17,11 +17,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.identity import Failure, Identity, identify
-from accounts.keys import current_signer
+from accounts.access.engine import ACTIONS, Subject, allowed_actions, catalog_allowed
+from accounts.access.scopes import Scope, ScopeError, parse_scopes
 from accounts.models import Registry, Repository
-from accounts.permissions import ACTIONS, Subject, allowed_actions, catalog_allowed
-from accounts.scopes import Scope, ScopeError, parse_scopes
+from accounts.registry.identity import Failure, Identity, identify
+from accounts.registry.keys import current_signer
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
 from audit.services import record

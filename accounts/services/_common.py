@@ -8,8 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from accounts.access.patterns import InvalidName, validate_pattern, validate_repository_name
 from accounts.models import Grant, Registry, User
-from accounts.patterns import InvalidName, validate_pattern, validate_repository_name
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record

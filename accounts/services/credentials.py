@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import htpasswd
 from accounts.models import PersonalAccessToken, Robot, Team, User
-from accounts.secret_hash import new_secret, secret_hash
+from accounts.registry import htpasswd
+from accounts.registry.secrets import new_secret, secret_hash
 from accounts.services._common import _check_expiry, _clean_pattern, _credential_record, _iso
 from accounts.services.grants import create_grant
 from audit.context import AuditContext

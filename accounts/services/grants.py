@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.access.engine import role_at_most
+from accounts.access.patterns import pattern_contains
 from accounts.models import Grant, Registry, Robot, Role, Team, User
-from accounts.patterns import pattern_contains
-from accounts.permissions import role_at_most
 from accounts.services._common import _check_expiry, _clean_pattern, _svc, grant_state
 from audit.context import AuditContext
 from audit.services import record_change

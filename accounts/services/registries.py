@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from accounts import htpasswd
+from accounts.access.patterns import InvalidName, validate_repository_name
 from accounts.models import AuthMode, Registry, Repository
-from accounts.patterns import InvalidName, validate_repository_name
+from accounts.registry import htpasswd
 from accounts.services._common import _clean_repository
 from audit.context import AuditContext
 from audit.services import record_change

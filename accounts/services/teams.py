@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import htpasswd
 from accounts.models import Membership, Team, TeamRole, User
+from accounts.registry import htpasswd
 from accounts.services._common import _credential_record, grant_state
 from audit.context import AuditContext
 from audit.services import record_change

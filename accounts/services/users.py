@@ -8,9 +8,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import htpasswd
 from accounts.models import User
-from accounts.refresh import revoke_refresh_tokens
+from accounts.registry import htpasswd
+from accounts.registry.refresh import revoke_refresh_tokens
 from accounts.services._common import USER_FIELDS, user_state
 from audit.context import AuditContext
 from audit.services import record_change

@@ -1,17 +1,113 @@
+"""Every dashboard URL in one place; each group keeps its namespace (``teams:detail``, ``users:list``, ...).
+
+``registryadmin/urls.py`` includes ``urlpatterns`` at the site root. Inside a group, "new" comes before the
+``<name>/`` routes so it never reads as a name.
+"""
+
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from accounts import views
+from accounts.web.views import access, grants, home, keys, registries, repositories, robots, setup, teams, tokens, users
 
-app_name = "accounts"
-
-urlpatterns = [
-    path("", views.home, name="home"),
-    path("me/", views.my_access, name="my_access"),
+account_patterns = [
+    path("", home.home, name="home"),
+    path("me/", home.my_access, name="my_access"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]
+
+# Members, auditors and admins see a team; its leads change it; admins make it.
+team_patterns = [
+    path("", teams.team_list, name="list"),
+    path("new", teams.team_new, name="new"),
+    path("<slug:name>/", teams.team_detail, name="detail"),
+    path("<slug:name>/edit", teams.team_edit, name="edit"),
+    path("<slug:name>/delete", teams.team_delete, name="delete"),
+    path("<slug:name>/members/add", teams.add_member, name="add_member"),
+    path("<slug:name>/members/<str:username>/remove", teams.remove_member, name="remove_member"),
+    path("<slug:name>/grants/add", teams.add_grant, name="add_grant"),
+    path("<slug:name>/grants/<int:grant_id>/revoke", teams.revoke_grant, name="revoke_grant"),
+    path("<slug:name>/robots/add", teams.add_robot, name="add_robot"),
+    path("<slug:name>/robots/<int:pk>/revoke", teams.revoke_robot, name="revoke_robot"),
+]
+
+access_patterns = [
+    path("who", access.who, name="who"),
+    path("why", access.why, name="why"),
+    path("user/<str:username>", access.user_access, name="user"),
+    path("robot/<str:login>", access.robot_access, name="robot"),
+]
+
+setup_patterns = [
+    path("", setup.setup, name="index"),
+]
+
+# My personal access tokens: every signed-in user, for their own tokens.
+token_patterns = [
+    path("", tokens.token_list, name="list"),
+    path("new", tokens.token_new, name="new"),
+    path("<int:pk>/revoke", tokens.token_revoke, name="revoke"),
+]
+
+# The /manage/ pages: admins and auditors read, admins change.
+user_patterns = [
+    path("", users.user_list, name="list"),
+    path("new", users.user_new, name="new"),
+    path("<str:username>/", users.user_detail, name="detail"),
+    path("<str:username>/edit", users.user_edit, name="edit"),
+    path("<str:username>/password", users.user_password, name="password"),
+    path("<str:username>/active", users.user_active, name="active"),
+    path("<str:username>/refresh-tokens/revoke", users.revoke_refresh, name="revoke_refresh"),
+]
+
+registry_patterns = [
+    path("", registries.registry_list, name="list"),
+    path("new", registries.registry_new, name="new"),
+    path("<str:service>/", registries.registry_detail, name="detail"),
+    path("<str:service>/edit", registries.registry_edit, name="edit"),
+    path("<str:service>/prepare", registries.registry_prepare, name="prepare"),
+    path("<str:service>/bundle.pem", registries.registry_bundle, name="bundle"),
+]
+
+repository_patterns = [
+    path("", repositories.repository_list, name="list"),
+    path("new", repositories.repository_new, name="new"),
+    path("<int:pk>/public", repositories.repository_public, name="public"),
+    path("<int:pk>/delete", repositories.repository_delete, name="delete"),
+]
+
+grant_patterns = [
+    path("", grants.grant_list, name="list"),
+    path("new", grants.grant_new, name="new"),
+    path("<int:pk>/edit", grants.grant_edit, name="edit"),
+    path("<int:pk>/revoke", grants.grant_revoke, name="revoke"),
+]
+
+robot_patterns = [
+    path("", robots.robot_list, name="list"),
+    path("new", robots.robot_new, name="new"),
+    path("<int:pk>/revoke", robots.robot_revoke, name="revoke"),
+]
+
+key_patterns = [
+    path("", keys.key_list, name="list"),
+    path("rotate", keys.key_rotate, name="rotate"),
+]
+
+urlpatterns = [
+    path("teams/", include((team_patterns, "teams"))),
+    path("access/", include((access_patterns, "access"))),
+    path("setup/", include((setup_patterns, "setup"))),
+    path("me/tokens/", include((token_patterns, "tokens"))),
+    path("manage/users/", include((user_patterns, "users"))),
+    path("manage/registries/", include((registry_patterns, "registries"))),
+    path("manage/repositories/", include((repository_patterns, "repositories"))),
+    path("manage/grants/", include((grant_patterns, "grants"))),
+    path("manage/robots/", include((robot_patterns, "robots"))),
+    path("manage/keys/", include((key_patterns, "keys"))),
+    path("", include((account_patterns, "accounts"))),
 ]

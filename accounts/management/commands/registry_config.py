@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts import htpasswd, services
+from accounts import services
 from accounts.models import AuthMode, Registry
-from accounts.registry_config import (
+from accounts.registry import htpasswd
+from accounts.registry.config import (
     HTPASSWD_REWRITE_ADVICE,
     TOKEN_ADVICE,
     default_output_dir,

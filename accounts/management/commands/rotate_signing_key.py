@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.registry_config import rotate_after_preflight
+from accounts.registry.config import rotate_after_preflight
 from audit.context import AuditContext
 
 

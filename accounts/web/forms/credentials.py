@@ -17,9 +17,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 
-from accounts.forms import ExpiryMixin, add_service_error
+from accounts.access.patterns import InvalidName, validate_pattern
 from accounts.models import AuthMode, Registry, Role, Team
-from accounts.patterns import InvalidName, validate_pattern
+from accounts.web.forms.teams import ExpiryMixin, add_service_error
 
 MAX_LINES = 50
 GLOBAL_TEAM = "$global"  # the team filter's value for robots of no team (never a team's slug)

@@ -15,10 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.db.models.functions import Concat
 
-from accounts.access import find_robot
-from accounts.forms import ROBOT_LOGIN_PREFIX, ExpiryMixin
+from accounts.access.subjects import find_robot
 from accounts.models import Grant, Registry, Robot, Role, Team, User
 from accounts.validators import pattern_validator
+from accounts.web.forms.teams import ROBOT_LOGIN_PREFIX, ExpiryMixin
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)

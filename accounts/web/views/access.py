@@ -23,12 +23,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.access import find_robot, is_public, subject_for_robot, subject_for_user
-from accounts.matrix import AccessRow, matching_patterns, who_can_access
+from accounts.access.engine import ACTIONS, Subject, decide, describe_access, explain_missing
+from accounts.access.matrix import AccessRow, matching_patterns, who_can_access
+from accounts.access.patterns import InvalidName, validate_repository_name
+from accounts.access.scopes import ScopeError, parse_scope
+from accounts.access.subjects import find_robot, is_public, subject_for_robot, subject_for_user
 from accounts.models import ROBOT_LOGIN_PREFIX, Grant, Membership, Registry, TeamRole, User
-from accounts.patterns import InvalidName, validate_repository_name
-from accounts.permissions import ACTIONS, Subject, decide, describe_access, explain_missing
-from accounts.scopes import ScopeError, parse_scope
 from registryadmin.guards import is_overseer, overseer_required
 from registryadmin.paging import page_of
 

@@ -11,10 +11,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts import home as parts
-from accounts.access import subject_for_user
+from accounts.access.engine import describe_access
+from accounts.access.subjects import subject_for_user
 from accounts.models import AuthMode, Registry, Repository, User
-from accounts.permissions import describe_access
+from accounts.web import overview as parts
 from audit.alerts import failed_login_bursts
 from registryadmin.guards import is_admin, is_overseer
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import AuthMode, KeyState, Registry, SigningKey
-from accounts.registry_config import PREFLIGHT_ACTION, Rotation, rotate_after_preflight
+from accounts.registry.config import PREFLIGHT_ACTION, Rotation, rotate_after_preflight
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required

@@ -23,10 +23,12 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import htpasswd, keys, registry_config, services
-from accounts.forms import add_service_error
+from accounts import services
 from accounts.models import AuthMode, Grant, NotificationEndpoint, Registry, Repository
-from accounts.registry_forms import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
+from accounts.registry import config as registry_config
+from accounts.registry import htpasswd, keys
+from accounts.web.forms.registries import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
+from accounts.web.forms.teams import add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.keywrap import KeyUnwrapError, unwrap

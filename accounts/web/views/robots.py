@@ -21,7 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
-from accounts.credential_forms import (
+from accounts.models import Grant, Robot
+from accounts.web.forms.credentials import (
     GLOBAL_TEAM,
     RobotFilterForm,
     RobotForm,
@@ -29,7 +30,6 @@ from accounts.credential_forms import (
     registry_hosts,
     with_state,
 )
-from accounts.models import Grant, Robot
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.pages import next_url, render_list

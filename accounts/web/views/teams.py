@@ -28,10 +28,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import authz, services
-from accounts.credential_forms import TeamRobotForm, add_credential_error, registry_hosts, with_state
-from accounts.forms import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
+from accounts.access.engine import ROLE_ORDER
 from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
-from accounts.permissions import ROLE_ORDER
+from accounts.web.forms.credentials import TeamRobotForm, add_credential_error, registry_hosts, with_state
+from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
 from registryadmin.pages import render_list

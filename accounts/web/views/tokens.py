@@ -20,14 +20,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services
-from accounts.credential_forms import (
+from accounts.models import AuthMode, PersonalAccessToken, Registry
+from accounts.web.forms.credentials import (
     AccessTokenForm,
     CredentialFilterForm,
     add_credential_error,
     registry_hosts,
     with_state,
 )
-from accounts.models import AuthMode, PersonalAccessToken, Registry
 from audit.context import AuditContext
 from registryadmin.guards import is_admin
 from registryadmin.pages import next_url, render_list

@@ -23,9 +23,9 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
-from accounts.forms import add_service_error
 from accounts.models import Grant, Membership, TeamRole, User
-from accounts.user_forms import ActiveForm, EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
+from accounts.web.forms.teams import add_service_error
+from accounts.web.forms.users import ActiveForm, EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required

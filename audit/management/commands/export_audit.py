@@ -10,9 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit import exporting
 from audit.context import AuditContext
-from audit.export import FORMATS
 from audit.filters import ACTIONS, FilterError, parse_filter
 from audit.filters import parse_time as _parse_time
+from audit.formats import FORMATS
 from audit.models import Kind
 
 # The same names and meanings as the audit page's query string (see audit.filters).
