@@ -8,6 +8,7 @@ from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.validators import pattern_validator, repository_name_validator
 
 
@@ -275,9 +276,6 @@ class Credential(models.Model):
         if self.expires_at is not None and self.expires_at <= now:
             return f"expired {self.expires_at:%Y-%m-%d %H:%M} UTC"
         return ""
-
-
-ROBOT_LOGIN_PREFIX = "robot$"
 
 
 class Robot(Credential):

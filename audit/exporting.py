@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,29 +71,6 @@ def stream(
     """Record the export, then its lines (oldest first), read in chunks so memory stays flat."""
     own = record_export(context, audit_filter.describe(), fmt, delivery, **extra)
     return render(rows(audit_filter.apply().exclude(pk=own.pk), chunk_size=CHUNK_SIZE), fmt)
-
-
-def start_job(audit_filter: AuditFilter, fmt: str, context: AuditContext) -> AuditExport:
-    """Create and record an export job; the worker gets it once the transaction commits.
-
-    An open-ended filter is closed at "now", so the file holds what the requester saw.
-    """
-    from audit.tasks import run_export  # audit.tasks imports this module
-
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
-    if audit_filter.until is None:
-        audit_filter = replace(audit_filter, until=timezone.now())
-    with transaction.atomic():
-        export = AuditExport.objects.create(
-            requested_by=context.actor,
-            requested_by_id=context.actor_id,
-            filters=audit_filter.describe(),
-            format=fmt,
-        )
-        record_export(context, audit_filter.describe(), fmt, "job", export_id=export.pk)
-        transaction.on_commit(partial(run_export.delay, export.pk))
-    return export
 
 
 def run(export_id: int) -> None:

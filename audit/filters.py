@@ -32,10 +32,11 @@ from django.db.models import BooleanField, F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.db.models.lookups import IContains
 
+from accounts.access.patterns import InvalidName, pattern_regex
+from accounts.constants import ACTIONS, ROBOT_LOGIN_PREFIX
+from accounts.models import Membership, Team
 from audit.models import AuditRecord, Kind
 
-ROBOT_PREFIX = "robot$"
-ACTIONS = ("pull", "push", "delete")
 MAX_VALUE_LENGTH = 255
 MAX_TEXT_LENGTH = 200
 _SQLITE_IP_FUNCTION = "audit_ip_in_network"
@@ -194,9 +195,6 @@ def _clean(name: str, text: str) -> Any:
 
 
 def _repository_regex(pattern: str) -> str:
-    # Imported here: the audit app leans on accounts only where filters need it.
-    from accounts.access.patterns import InvalidName, pattern_regex
-
     try:
         return pattern_regex(pattern)
     except InvalidName as exc:
@@ -217,7 +215,7 @@ def _robot_name(text: str) -> str:
     """A robot's login name: ``*``, ``web+ci`` and ``robot$web+ci`` all accepted."""
     if text == "*":
         return text
-    return text if text.startswith(ROBOT_PREFIX) else ROBOT_PREFIX + text
+    return text if text.startswith(ROBOT_LOGIN_PREFIX) else ROBOT_LOGIN_PREFIX + text
 
 
 def _robot_condition(robot: str | None) -> Q | None:
@@ -225,23 +223,19 @@ def _robot_condition(robot: str | None) -> Q | None:
         return None
     name = _robot_name(robot)
     if name == "*":
-        return Q(actor__startswith=ROBOT_PREFIX)
+        return Q(actor__startswith=ROBOT_LOGIN_PREFIX)
     if name.endswith("*"):
         return Q(actor__startswith=name.rstrip("*"))
     return Q(actor=name)
 
 
 def _team_exists(team: str) -> bool:
-    from accounts.models import Team
-
     return Team.objects.filter(name=team).exists()
 
 
 def _team_condition(team: str | None) -> Q | None:
     if team is None:
         return None
-    from accounts.models import Membership
-
     # A subquery, not a list: membership is resolved by the database in the same query.
     members = Membership.objects.filter(team__name=team).values("user__username")
     return Q(actor__in=members)

@@ -22,7 +22,7 @@ from audit.context import AuditContext
 from audit.models import BlobEventCount, Kind, SeenEvent, SubjectType
 from audit.services import record
 
-ACTIONS = {"push", "pull", "delete", "mount"}
+EVENT_ACTIONS = {"push", "pull", "delete", "mount"}  # what a registry notifies, mount included
 MAX_EVENTS = 1000
 
 
@@ -92,7 +92,7 @@ def store_events(
 def _well_formed(event: Any) -> bool:
     if not isinstance(event, dict) or not isinstance(event.get("target"), dict) or not event.get("id"):
         return False
-    if not isinstance(event.get("action"), str) or event["action"] not in ACTIONS:
+    if not isinstance(event.get("action"), str) or event["action"] not in EVENT_ACTIONS:
         return False
     return all(isinstance(event.get(key) or {}, dict) for key in ("request", "actor", "source"))
 

@@ -8,7 +8,6 @@ Nothing here changes state except creating an export job, and every export
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -18,11 +17,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from audit import alerts, chain, exporting
+from accounts.access.explain import ScopeExplanation, refused_scopes, subject_for_actor
+from audit import alerts, chain, exporting, tasks
 from audit.charts import attempts_chart, top_lists
 from audit.context import AuditContext
 from audit.filters import ACTIONS, FilterError, keyset_page, parse_cursor, parse_filter
-from audit.models import AuditExport, AuditRecord, AuditVerification, Kind, SubjectType
+from audit.models import AuditExport, AuditRecord, AuditVerification, Kind
 from registryadmin.guards import overseer_required
 
 PAGE_SIZE = 50
@@ -109,7 +109,7 @@ def exports(request: HttpRequest) -> HttpResponse:
         return _invalid_filter(request, exc)
     except ValueError as exc:
         return _invalid_filter(request, FilterError({"format": str(exc)}))
-    export = exporting.start_job(audit_filter, fmt, AuditContext.from_request(request))
+    export = tasks.start_export(audit_filter, fmt, AuditContext.from_request(request))
     return redirect("audit:export", pk=export.pk)
 
 
@@ -168,69 +168,15 @@ def _invalid_filter(request: HttpRequest, error: FilterError) -> HttpResponse:
     return render(request, "audit/search.html", context, status=400)
 
 
-@dataclass(frozen=True)
-class ScopeExplanation:
-    """One refused scope of an access attempt, explained by the engine as the rules stand now."""
-
-    name: str
-    denied: list[str]
-    allowed_now: list[str]
-    missing: str
-    reasons: list[str]
-
-
 def explain_refusal(entry: AuditRecord, now: datetime) -> tuple[str, list[ScopeExplanation]]:
     """A note (e.g. "the user no longer exists") and one explanation per refused repository scope."""
     if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial"):
         return "", []
-    from accounts.access.engine import ACTIONS as ORDER
-    from accounts.access.engine import decide, explain_missing
-    from accounts.access.subjects import is_public
-
-    subject, note = _subject_for(entry)
+    detail = entry.detail if isinstance(entry.detail, dict) else {}
+    subject, note = subject_for_actor(
+        entry.subject_type, entry.actor, entry.actor_id, str(detail.get("credential", ""))
+    )
     if subject is None:
         return note, []
-    explained = []
-    for scope in entry.actions if isinstance(entry.actions, list) else []:
-        if not isinstance(scope, dict) or scope.get("type") != "repository" or not scope.get("denied"):
-            continue
-        name, denied = str(scope.get("name", "")), [str(action) for action in scope["denied"]]
-        decision = decide(subject, name, registry=entry.registry, public=is_public(name, entry.registry), now=now)
-        allowed = [action for action in ORDER if action in decision.actions]
-        missing = explain_missing(decision, denied) or "the rules now allow it"
-        explained.append(ScopeExplanation(name, denied, allowed, missing, [r.text for r in decision.reasons]))
-    return note, explained
-
-
-def _subject_for(entry: AuditRecord) -> tuple[Any, str]:
-    """The engine's subject for the record's actor as it exists today, or None and why not."""
-    from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
-    from accounts.models import PersonalAccessToken, Robot, User
-
-    if entry.subject_type == SubjectType.ANONYMOUS or not entry.actor:
-        return ANONYMOUS, ""
-    if entry.subject_type == SubjectType.ROBOT:
-        robot = _robot_named(Robot, entry.actor)
-        return (subject_for_robot(robot), "") if robot else (None, f"robot {entry.actor} no longer exists.")
-    if entry.subject_type == SubjectType.TOKEN:
-        detail = entry.detail if isinstance(entry.detail, dict) else {}
-        owner, _, name = str(detail.get("credential", "")).partition("/")
-        token = PersonalAccessToken.objects.select_related("user").filter(user__username=owner, name=name).first()
-        if token is not None:
-            return subject_for_token(token), ""
-    users = User.objects.filter(pk=entry.actor_id) if entry.actor_id else User.objects.filter(username=entry.actor)
-    user = users.first()
-    if user is None:
-        return None, f"user {entry.actor} no longer exists."
-    note = "" if entry.subject_type != SubjectType.TOKEN else "the token no longer exists; explained for its user."
-    return subject_for_user(user), note
-
-
-def _robot_named(robot_model: Any, login_name: str) -> Any:
-    """The robot behind ``robot$name`` or ``robot$team+name``."""
-    rest = login_name.removeprefix("robot$")
-    team, plus, name = rest.partition("+")
-    robots = robot_model.objects.select_related("team")
-    if plus:
-        return robots.filter(team__name=team, name=name).first()
-    return robots.filter(team__isnull=True, name=rest).first()
+    scopes = entry.actions if isinstance(entry.actions, list) else []
+    return note, refused_scopes(subject, scopes, entry.registry, now)

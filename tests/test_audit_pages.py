@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Team, User
-from audit import exporting
+from audit import exporting, tasks
 from audit.charts import attempts_chart, top_lists, window_for
 from audit.context import AuditContext
 from audit.filters import AuditFilter, Cursor, keyset_page, parse_filter
@@ -124,7 +124,7 @@ def shown(response: Any, seeded: dict[str, AuditRecord]) -> set[str]:
 
 @pytest.fixture
 def finished_export(seeded: dict[str, AuditRecord]) -> AuditExport:
-    export = exporting.start_job(AuditFilter(user="carol"), "csv", AuditContext.system("tests"))
+    export = tasks.start_export(AuditFilter(user="carol"), "csv", AuditContext.system("tests"))
     exporting.run(export.pk)
     return export
 
@@ -616,8 +616,6 @@ def test_too_many_records_for_a_download_offer_an_export_job(
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Export ids handed to Celery, instead of a broker."""
-    from audit import tasks
-
     ids: list[int] = []
     monkeypatch.setattr(tasks.run_export, "delay", ids.append)
     return ids
@@ -646,7 +644,7 @@ def test_an_export_job_is_created_recorded_and_queued_after_commit(
 def test_an_export_job_writes_its_file_with_progress_and_is_then_downloadable(
     audrey: User, bob: User, seeded: dict[str, AuditRecord], queued: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    export = exporting.start_job(AuditFilter(repository="web/"), "csv", AuditContext.for_user(audrey))
+    export = tasks.start_export(AuditFilter(repository="web/"), "csv", AuditContext.for_user(audrey))
     progress: list[dict[str, Any]] = []
     update = exporting._update
     monkeypatch.setattr(exporting, "PROGRESS_EVERY", 2)

@@ -10,10 +10,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
-from accounts.access.engine import ACTIONS, allowed_actions, decide
+from accounts.access.engine import allowed_actions, decide
 from accounts.access.matrix import who_can_access
 from accounts.access.patterns import pattern_matches
 from accounts.access.subjects import subject_for_robot, subject_for_user
+from accounts.constants import ACTIONS
 from accounts.models import Grant, Robot, Team, User
 from tests.conftest import SYSTEM, make_user
 

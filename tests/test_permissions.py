@@ -17,10 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accounts.access.engine import (
-    ACTIONS,
     REASON_KINDS,
     ROLE_ACTIONS,
-    ROLE_ORDER,
     Ceiling,
     Decision,
     GrantData,
@@ -34,6 +32,7 @@ from accounts.access.engine import (
     role_at_most,
 )
 from accounts.access.patterns import pattern_matches
+from accounts.constants import ACTIONS, ROLE_ORDER
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LAST_MONTH = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts import services
 from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
 from accounts.registry.keys import ensure_keys
-from audit import exporting
+from audit import exporting, tasks
 from audit.context import AuditContext
 from audit.filters import AuditFilter
 from audit.models import AuditRecord, Kind
@@ -152,7 +152,7 @@ def world(db: None) -> dict[str, object]:
     services.create_grant(ops, "ops/**", "admin", context=SYSTEM)
     services.create_registry("registry", context=SYSTEM)
     ensure_keys()
-    export = exporting.start_job(AuditFilter(user="bob"), "csv", SYSTEM)
+    export = tasks.start_export(AuditFilter(user="bob"), "csv", SYSTEM)
     exporting.run(export.pk)
     scope = {"type": "repository", "name": "web/secret-app", "requested": ["push"], "granted": [], "denied": ["push"]}
     return {

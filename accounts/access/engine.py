@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from accounts.access.patterns import InvalidName, is_valid_repository_name, pattern_contains, pattern_matcher
+from accounts.constants import ACTIONS, ROLE_ORDER
 
 __all__ = [
-    "ACTIONS",
     "REASON_KINDS",
     "ROLE_ACTIONS",
-    "ROLE_ORDER",
     "AccessEntry",
     "Ceiling",
     "Decision",
@@ -49,8 +48,6 @@ __all__ = [
     "role_at_most",
 ]
 
-ACTIONS = ("pull", "push", "delete")
-ROLE_ORDER = ("read", "write", "admin")
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "read": frozenset({"pull"}),
     "write": frozenset({"pull", "push"}),

@@ -13,9 +13,10 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.access.engine import ACTIONS, Ceiling, Decision, GrantData, Subject, decide
+from accounts.access.engine import Ceiling, Decision, GrantData, Subject, decide
 from accounts.access.patterns import InvalidName, pattern_matches
 from accounts.access.subjects import is_public
+from accounts.constants import ACTIONS
 from accounts.models import Grant, Membership, Robot, User
 
 

@@ -8,7 +8,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.access.engine import Ceiling, GrantData, Subject
-from accounts.models import ROBOT_LOGIN_PREFIX, Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.constants import ROBOT_LOGIN_PREFIX
+from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
 
 ANONYMOUS = Subject(kind="anonymous")
 

@@ -11,18 +11,18 @@ import secrets
 
 from django.db import transaction
 
+from accounts.constants import NOTIFICATION_SECRET_PREFIX
 from accounts.models import NotificationEndpoint, Registry
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
 from registryadmin.keywrap import unwrap, wrap
 
-SECRET_PREFIX = "rgn_"
 _plain_cache: dict[bytes, str] = {}
 
 
 def _new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    return NOTIFICATION_SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 @transaction.atomic

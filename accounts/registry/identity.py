@@ -15,16 +15,15 @@ from django.utils import timezone
 
 from accounts.access.engine import Subject
 from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
+from accounts.constants import PAT_PREFIX, ROBOT_LOGIN_PREFIX, ROBOT_SECRET_PREFIX
 from accounts.models import PersonalAccessToken, Robot, User
 from accounts.registry.passwords import check_password
 from accounts.registry.refresh import new_refresh_token, user_for_refresh_token
 from accounts.registry.secrets import hash_candidates
-from accounts.services import ROBOT_PREFIX, TOKEN_PREFIX
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
 
-ROBOT_LOGIN = "robot$"
 TOUCH_EVERY = timedelta(minutes=1)
 
 
@@ -66,9 +65,9 @@ def identify(
         return _user_identity(user, refresh_token=refresh_token)
     if username is None:
         return ANONYMOUS_IDENTITY
-    if username.startswith(ROBOT_LOGIN) or password.startswith(ROBOT_PREFIX):
+    if username.startswith(ROBOT_LOGIN_PREFIX) or password.startswith(ROBOT_SECRET_PREFIX):
         return _robot(username, password, context)
-    if password.startswith(TOKEN_PREFIX):
+    if password.startswith(PAT_PREFIX):
         return _access_token(username, password, context)
     result = check_password(username, password)
     if not result.ok:

@@ -11,15 +11,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.constants import REFRESH_TOKEN_PREFIX
 from accounts.models import RefreshToken, User
 from accounts.registry.secrets import hash_candidates, new_secret, secret_hash
-
-REFRESH_PREFIX = "rgr_"
 
 
 def new_refresh_token(user: User, service: str, client_id: str) -> str:
     """A new refresh token for ``user``; only its hash is stored."""
-    token = new_secret(REFRESH_PREFIX)
+    token = new_secret(REFRESH_TOKEN_PREFIX)
     RefreshToken.objects.create(
         user=user,
         token_hash=secret_hash(token),
@@ -32,7 +31,7 @@ def new_refresh_token(user: User, service: str, client_id: str) -> str:
 
 def user_for_refresh_token(token: str, service: str) -> User | None:
     """The live, active owner of ``token`` for ``service``, or None."""
-    if not token.startswith(REFRESH_PREFIX) or len(token) > 200:
+    if not token.startswith(REFRESH_TOKEN_PREFIX) or len(token) > 200:
         return None
     row = (
         RefreshToken.objects.select_related("user")

@@ -17,8 +17,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.access.engine import ACTIONS, Subject, allowed_actions, catalog_allowed
+from accounts.access.engine import Subject, allowed_actions, catalog_allowed
 from accounts.access.scopes import Scope, ScopeError, parse_scopes
+from accounts.constants import ACTIONS
 from accounts.models import Registry, Repository
 from accounts.registry.identity import Failure, Identity, identify
 from accounts.registry.keys import current_signer

@@ -13,8 +13,6 @@ here (``from accounts import services``).
 
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
-    ROBOT_PREFIX,
-    TOKEN_PREFIX,
     create_access_token,
     create_robot,
     record_credential_expiries,
@@ -57,8 +55,6 @@ from accounts.services.users import (
 )
 
 __all__ = [
-    "ROBOT_PREFIX",
-    "TOKEN_PREFIX",
     "USER_FIELDS",
     "check_robot_grant",
     "check_within_team",

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.constants import PAT_PREFIX, ROBOT_SECRET_PREFIX
 from accounts.models import PersonalAccessToken, Robot, Team, User
 from accounts.registry import htpasswd
 from accounts.registry.secrets import new_secret, secret_hash
@@ -16,8 +17,6 @@ from accounts.services._common import _check_expiry, _clean_pattern, _credential
 from accounts.services.grants import create_grant
 from audit.context import AuditContext
 
-ROBOT_PREFIX = "rgb_"
-TOKEN_PREFIX = "rga_"
 _ROBOT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
@@ -35,7 +34,7 @@ def create_robot(
     if not _ROBOT_NAME.match(name):
         raise ValidationError({"name": f"Robot name {name!r} must be lowercase letters, digits, - or _."})
     _check_expiry(expires_at)
-    secret = new_secret(ROBOT_PREFIX)
+    secret = new_secret(ROBOT_SECRET_PREFIX)
     robot = Robot(
         team=team,
         name=name,
@@ -85,7 +84,7 @@ def create_access_token(
         raise ValidationError({"name": "Give the token a name of at most 100 characters."})
     cleaned = [_clean_pattern(p) for p in patterns or []]
     _check_expiry(expires_at)
-    secret = new_secret(TOKEN_PREFIX)
+    secret = new_secret(PAT_PREFIX)
     token = PersonalAccessToken(
         user=user,
         name=name,

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 
 from accounts.access.patterns import InvalidName, validate_pattern
+from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import AuthMode, Registry, Role, Team
 from accounts.web.forms.teams import ExpiryMixin, add_service_error
 
@@ -211,7 +212,7 @@ class RobotFilterForm(CredentialFilterForm):
 
     def search(self, text: str) -> Q:
         """Also understands a whole login name, ``robot$<team>+<name>``."""
-        text = text.removeprefix("robot$")
+        text = text.removeprefix(ROBOT_LOGIN_PREFIX)
         if "+" in text:
             team, _plus, name = text.partition("+")
             return Q(team__name__icontains=team, name__icontains=name)

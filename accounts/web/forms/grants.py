@@ -16,9 +16,10 @@ from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.db.models.functions import Concat
 
 from accounts.access.subjects import find_robot
+from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import Grant, Registry, Robot, Role, Team, User
 from accounts.validators import pattern_validator
-from accounts.web.forms.teams import ROBOT_LOGIN_PREFIX, ExpiryMixin
+from accounts.web.forms.teams import ExpiryMixin
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)

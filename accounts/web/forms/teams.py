@@ -9,8 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.access.engine import ROLE_ORDER
-from accounts.models import ROBOT_LOGIN_PREFIX, Robot, Role, Team, TeamRole, User
+from accounts.constants import ROBOT_LOGIN_PREFIX, ROLE_ORDER
+from accounts.models import Robot, Role, Team, TeamRole, User
 from accounts.validators import pattern_validator
 
 

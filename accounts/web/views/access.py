@@ -10,25 +10,24 @@ the engine decides for all of them, the page shows 50 at a time, narrowed by nam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.access.engine import ACTIONS, Subject, decide, describe_access, explain_missing
-from accounts.access.matrix import AccessRow, matching_patterns, who_can_access
+from accounts.access.engine import describe_access
+from accounts.access.explain import answer, teams_granting
+from accounts.access.matrix import AccessRow, who_can_access
 from accounts.access.patterns import InvalidName, validate_repository_name
-from accounts.access.scopes import ScopeError, parse_scope
-from accounts.access.subjects import find_robot, is_public, subject_for_robot, subject_for_user
-from accounts.models import ROBOT_LOGIN_PREFIX, Grant, Membership, Registry, TeamRole, User
+from accounts.access.subjects import find_robot, subject_for_robot, subject_for_user
+from accounts.constants import ACTIONS
+from accounts.models import Registry, User
 from registryadmin.guards import is_overseer, overseer_required
 from registryadmin.paging import page_of
 
@@ -41,62 +40,7 @@ def require_self_or_overseer(user: Any, name: str) -> None:
         raise PermissionDenied("you may only look at your own access")
 
 
-# --- plain data for the pages ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TeamAccess:
-    """A team whose grant matches a repository, and the leads who can change it."""
-
-    team: str
-    role: str
-    pattern: str
-    registry: str | None
-    leads: tuple[str, ...]
-
-    @property
-    def leads_text(self) -> str:
-        if not self.leads:
-            return f"team {self.team} has no team lead"
-        return f"team leads of {self.team} are {', '.join(self.leads)}"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The engine's decision on one question, ready to show."""
-
-    subject: str
-    repository: str
-    registry: str
-    wanted: tuple[str, ...]
-    granted: tuple[str, ...]
-    denied: tuple[str, ...]
-    reasons: tuple[str, ...]
-    explanation: str
-    refusal: str
-    teams: list[TeamAccess]
-
-
-def teams_granting(repository: str, registry: str) -> list[TeamAccess]:
-    """Teams with a current grant matching ``repository`` in ``registry``, with their leads (three queries)."""
-    now = timezone.now()
-    matching = list(
-        Grant.objects.filter(team__isnull=False, pattern__in=matching_patterns(repository))
-        .filter(Q(registry__isnull=True) | Q(registry__service=registry))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("team__name", "pattern")
-        .values_list("team_id", "team__name", "role", "pattern", "registry__service")
-    )
-    leads: dict[int, list[str]] = {}
-    maintainers = Membership.objects.filter(
-        team_id__in={row[0] for row in matching}, role=TeamRole.MAINTAINER, user__is_active=True
-    ).order_by("user__username")
-    for team_id, username in maintainers.values_list("team_id", "user__username"):
-        leads.setdefault(team_id, []).append(username)
-    return [
-        TeamAccess(name, role, pattern, service, tuple(leads.get(team_id, ())))
-        for team_id, name, role, pattern, service in matching
-    ]
+# --- the question's registry -------------------------------------------------------
 
 
 def registry_choice(request: HttpRequest) -> tuple[list[str], str, dict[str, str]]:
@@ -106,69 +50,6 @@ def registry_choice(request: HttpRequest) -> tuple[list[str], str, dict[str, str
     if chosen in services:
         return services, chosen, {}
     return services, chosen, {"registry": f"there is no registry called {chosen!r}"}
-
-
-MAX_NAME = 255
-
-
-def load_subject(name: str) -> tuple[Subject, str]:
-    """The engine's subject for a username or robot login, and why it cannot sign in ("" if it can)."""
-    if "\x00" in name or len(name) > MAX_NAME:
-        raise LookupError("that is not a user or robot name (at most 255 characters, no NUL)")
-    if name.startswith(ROBOT_LOGIN_PREFIX):
-        robot = find_robot(name)
-        if robot is None:
-            raise LookupError(f"there is no robot called {name!r}")
-        refusal = robot.refusal(timezone.now())
-        return subject_for_robot(robot), f"{robot.login_name} cannot sign in: {refusal}" if refusal else ""
-    user = User.objects.filter(username=name).first()
-    if user is None:
-        raise LookupError(f"there is no user called {name!r}")
-    return subject_for_user(user), ""
-
-
-def read_question(scope_text: str, action: str) -> tuple[str, tuple[str, ...]]:
-    """The repository and actions asked about: a full scope, or a bare name plus one action."""
-    if ":" not in scope_text:
-        try:
-            validate_repository_name(scope_text)
-        except InvalidName as exc:
-            raise ScopeError(str(exc)) from None
-        if action not in ACTIONS:
-            raise ScopeError(f"choose an action: {', '.join(ACTIONS)}")
-        return scope_text, (action,)
-    scope = parse_scope(scope_text)
-    if scope.type != "repository":
-        raise ScopeError("only repository scopes can be explained, e.g. repository:web/app:push")
-    return scope.name, scope.actions
-
-
-def answer(name: str, scope_text: str, action: str, registry: str, errors: dict[str, str]) -> Answer | None:
-    """Run the engine on the question, or fill ``errors`` and return None."""
-    try:
-        repository, wanted = read_question(scope_text, action)
-    except ScopeError as exc:
-        errors["scope"] = str(exc)
-    try:
-        subject, refusal = load_subject(name)
-    except LookupError as exc:
-        errors["user"] = str(exc)
-    if errors:
-        return None
-    public = is_public(repository, registry)
-    decision = decide(subject, repository, registry=registry, public=public, now=timezone.now())
-    return Answer(
-        subject=name,
-        repository=repository,
-        registry=registry,
-        wanted=wanted,
-        granted=tuple(a for a in wanted if a in decision.actions),
-        denied=tuple(a for a in wanted if a not in decision.actions),
-        reasons=tuple(reason.text for reason in decision.reasons),
-        explanation=explain_missing(decision, wanted),
-        refusal=refusal,
-        teams=teams_granting(repository, registry),
-    )
 
 
 # --- pages ---------------------------------------------------------------------------

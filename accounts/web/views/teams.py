@@ -28,7 +28,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import authz, services
-from accounts.access.engine import ROLE_ORDER
+from accounts.constants import ROLE_ORDER
 from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 from accounts.web.forms.credentials import TeamRobotForm, add_credential_error, registry_hosts, with_state
 from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
