@@ -39,7 +39,7 @@ PG_DB = "registryadmin_bench"
 
 SETUP = """
 from accounts import services
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from accounts.models import Registry
 from audit.context import AuditContext
 ctx = AuditContext.system("bench")

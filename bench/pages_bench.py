@@ -246,7 +246,7 @@ def seed(size: Size) -> dict[str, Any]:
     from django.db import connection, connections
 
     from accounts.models import User
-    from accounts.registry.keys import ensure_keys
+    from accounts.services import ensure_keys
     from audit.tasks import seal_audit
 
     if size.users < 10 or size.teams < 2 or size.repositories < 1:

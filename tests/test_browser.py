@@ -21,7 +21,7 @@ from django.db import connections
 from playwright.sync_api import sync_playwright
 
 from accounts import services
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from tests.conftest import PASSWORD, REPO_ROOT, SYSTEM, make_user
 from tests.e2e_stack import AppServer
 from tests.harness import require_binary

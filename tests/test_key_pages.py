@@ -37,7 +37,7 @@ def data_dir(settings, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def people(ada: User, audrey: User, carol: User) -> dict[str, User]:
-    keys.ensure_keys(SYSTEM)
+    services.ensure_keys(SYSTEM)
     return {"ada": ada, "audrey": audrey, "carol": carol}
 
 
@@ -91,8 +91,8 @@ def test_it_rejects_the_wrong_method(people, url: str, method: str) -> None:
 
 
 def test_the_list_shows_every_key_with_its_state_and_expiry(people) -> None:
-    keys.rotate(SYSTEM)
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     retired = SigningKey.objects.get(state="retired")
     SigningKey.objects.filter(state="previous").update(not_after=timezone.now() + timedelta(days=10))
     SigningKey.objects.filter(pk=retired.pk).update(not_after=timezone.now() - timedelta(days=1))
@@ -105,7 +105,7 @@ def test_the_list_shows_every_key_with_its_state_and_expiry(people) -> None:
 
 
 def test_the_list_filters_by_state_and_refuses_an_unknown_one(people) -> None:
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     client = client_for("ada", people)
     body = client.get(LIST, {"state": "previous"}).content.decode()
     assert kids()["previous"] in body and kids()["current"] not in body
@@ -118,7 +118,7 @@ def test_the_list_takes_as_many_queries_for_many_keys_as_for_few(people) -> None
     with CaptureQueriesContext(connection) as few:
         client.get(LIST)
     for _ in range(5):
-        keys.rotate(SYSTEM)
+        services.rotate_signing_key(SYSTEM)
     with CaptureQueriesContext(connection) as many:
         client.get(LIST)
     assert len(many) == len(few)

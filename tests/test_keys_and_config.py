@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import SigningKey
 from accounts.registry import keys
-from accounts.registry.signing import libtrust_kid
+from accounts.registry.signing import generate_private_key, libtrust_kid
 from audit.context import AuditContext
 from tests.conftest import SYSTEM
 
@@ -32,7 +32,7 @@ def bundle_kids(pem: str) -> list[str]:
 
 
 def test_the_libtrust_kid_has_twelve_groups_of_four_from_the_der_key() -> None:
-    key = keys.generate_private_key()
+    key = generate_private_key()
     kid = libtrust_kid(key.public_key())
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     expected = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode()
@@ -41,42 +41,42 @@ def test_the_libtrust_kid_has_twelve_groups_of_four_from_the_der_key() -> None:
 
 
 def test_private_keys_are_encrypted_at_rest() -> None:
-    keys.ensure_keys()
+    services.ensure_keys()
     stored = bytes(SigningKey.objects.get(state="current").private_key)
     assert b"PRIVATE KEY" not in stored
     assert keys.load_signer(SigningKey.objects.get(state="current")).kid == SigningKey.objects.get(state="current").kid
 
 
 def test_certificates_are_backdated_and_outlive_the_key() -> None:
-    keys.ensure_keys()
+    services.ensure_keys()
     cert = x509.load_pem_x509_certificate(SigningKey.objects.get(state="current").certificate.encode())
     assert cert.not_valid_before_utc < timezone.now() - timedelta(hours=12)
     assert cert.not_valid_after_utc > timezone.now() + timedelta(days=365 * 5)
 
 
 def test_the_bundle_holds_current_and_next_then_previous_after_rotation() -> None:
-    keys.ensure_keys()
+    services.ensure_keys()
     current, nxt = (SigningKey.objects.get(state=s).kid for s in ("current", "next"))
     assert set(bundle_kids(keys.bundle_pem())) == {current, nxt}
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     assert SigningKey.objects.get(state="current").kid == nxt
     assert SigningKey.objects.get(state="previous").kid == current
     assert set(bundle_kids(keys.bundle_pem())) == {current, nxt, SigningKey.objects.get(state="next").kid}
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     assert SigningKey.objects.get(kid=current).state == "retired"
     assert current not in bundle_kids(keys.bundle_pem())
 
 
 def test_a_worker_picks_up_a_rotation_made_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    keys.ensure_keys()
+    services.ensure_keys()
     before = keys.current_signer.get().kid
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     monkeypatch.setattr(keys, "RELOAD_SECONDS", 0.0)
     assert keys.current_signer.get().kid != before
 
 
 def test_a_changed_key_encryption_key_is_reported_clearly(settings) -> None:
-    keys.ensure_keys()
+    services.ensure_keys()
     settings.KEY_ENCRYPTION_KEY = "a-different-key-entirely"
     settings.SECRET_KEY = "another-secret-key-that-is-long-enough-0123456789"
     with pytest.raises(Exception, match="SECRET_KEY_FALLBACKS"):
@@ -134,7 +134,7 @@ def test_rotation_refuses_when_a_registry_is_unreachable_unless_forced() -> None
 
 
 def test_rotation_is_recorded() -> None:
-    keys.rotate(AuditContext.system("tests"))
+    services.rotate_signing_key(AuditContext.system("tests"))
     from audit.models import AuditRecord
 
     assert AuditRecord.objects.filter(kind="credential", detail__action="signing_key.rotate").exists()

@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import Registry, Repository
-from accounts.registry.endpoints import notification_secret
+from accounts.services import notification_secret
 from audit.models import AuditRecord, BlobEventCount
 from tests.conftest import SYSTEM
 

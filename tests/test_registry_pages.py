@@ -21,9 +21,8 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import NotificationEndpoint, Registry, SigningKey, User
-from accounts.registry import keys
-from accounts.registry.endpoints import notification_secret
 from accounts.registry.signing import libtrust_kid
+from accounts.services import notification_secret
 from accounts.web.views.registries import SECRET_MASK
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM
@@ -97,7 +96,7 @@ CHANGES: dict[str, tuple[UrlFor, dict[str, str]]] = {
 @pytest.mark.parametrize("page", sorted(READS))
 def test_overseers_read_every_registry_page_and_others_are_refused(people, registry, page: str, persona: str) -> None:
     if page == "bundle":
-        keys.ensure_keys(SYSTEM)
+        services.ensure_keys(SYSTEM)
     response = client_for(persona, people).get(READS[page]())
     assert response.status_code == READ_EXPECTED[persona]
     if persona == "anonymous":
@@ -251,7 +250,7 @@ def test_the_htpasswd_fragment_is_exactly_what_the_command_prints_and_warns_abou
 
 def test_a_rotation_since_the_bundle_was_written_shows_it_out_of_date(people, registry) -> None:
     command_output("--registry", "registry")
-    keys.rotate(SYSTEM)
+    services.rotate_signing_key(SYSTEM)
     body = client_for("audrey", people).get(detail()).content.decode()
     assert "the keys changed since it was written" in body
 
@@ -277,7 +276,7 @@ def test_prepare_in_htpasswd_mode_writes_the_file(people, legacy, data_dir) -> N
 
 
 def test_the_bundle_downloads_as_pem_with_current_and_next(people, registry) -> None:
-    keys.ensure_keys(SYSTEM)
+    services.ensure_keys(SYSTEM)
     response = client_for("audrey", people).get(READS["bundle"]())
     assert response["Content-Type"] == "application/x-pem-file"
     assert response["Content-Disposition"] == 'attachment; filename="registry-token-bundle.pem"'

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Grant, Robot, Team, User
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, ask_registry, client_for, granted
 from tests.conftest import shown_secret as _shown

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Grant, Membership, Robot, Team, User
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from accounts.web.forms.teams import expiry_from_date
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, client_for, make_user

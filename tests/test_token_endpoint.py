@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Registry, SigningKey, Team, User
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from audit.models import AuditRecord
 from tests.conftest import PASSWORD, SYSTEM
 

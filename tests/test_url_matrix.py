@@ -20,7 +20,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import services
 from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
-from accounts.registry.keys import ensure_keys
+from accounts.services import ensure_keys
 from audit import exporting, tasks
 from audit.context import AuditContext
 from audit.filters import AuditFilter

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Grant, RefreshToken, Team, User
-from accounts.registry.refresh import new_refresh_token
+from accounts.services import new_refresh_token
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from audit.services import record

@@ -189,7 +189,7 @@ def test_admin_creates_a_robot_showing_the_secret_once(ada: User, web: Team) -> 
 
 
 def test_admin_revokes_refresh_tokens(ada: User, carol: User) -> None:
-    from accounts.registry.refresh import new_refresh_token
+    from accounts.services import new_refresh_token
 
     new_refresh_token(carol, "registry", "docker")
     response = signed_in(ada).post(
@@ -201,7 +201,7 @@ def test_admin_revokes_refresh_tokens(ada: User, carol: User) -> None:
 
 
 def test_signing_keys_are_read_only_in_the_admin(ada: User) -> None:
-    from accounts.registry.keys import ensure_keys
+    from accounts.services import ensure_keys
 
     ensure_keys()
     client = signed_in(ada)

@@ -17,9 +17,9 @@ import yaml
 from django.conf import settings
 from django.db import transaction
 
+from accounts import services
 from accounts.models import AuthMode, Registry, SigningKey
 from accounts.registry import htpasswd, keys
-from accounts.registry.endpoints import notification_secret
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record, record_change
@@ -127,10 +127,10 @@ def htpasswd_advice(missing: Sequence[str]) -> list[str]:
 
 def prepare_token(registry: Registry, context: AuditContext, output_dir: Path | None = None) -> tuple[Path, str]:
     """Make the keys and the notification secret if missing, write the bundle; (bundle path, secret)."""
-    keys.ensure_keys(context)
+    services.ensure_keys(context)
     bundle = bundle_path(registry.service, output_dir)
     write_atomic(bundle, keys.bundle_pem(), 0o644)
-    secret = notification_secret(registry, context)
+    secret = services.notification_secret(registry, context)
     _record_prepared(context, registry, bundle)
     return bundle, secret
 
@@ -144,7 +144,7 @@ def prepare_htpasswd(registry: Registry, context: AuditContext) -> tuple[Path, s
     htpasswd.sync_all()
     if not path.is_file():
         raise htpasswd.HtpasswdError(f"the htpasswd file {path} was not written")
-    secret = notification_secret(registry, context)
+    secret = services.notification_secret(registry, context)
     _record_prepared(context, registry, path)
     return path, secret
 
@@ -187,7 +187,7 @@ def rotate_after_preflight(context: AuditContext, *, force: bool) -> Rotation:
     _record_preflight(context, results, rotated=force or not failed)
     if failed and not force:
         return Rotation(results, None, [])
-    promoted = keys.rotate(context)
+    promoted = services.rotate_signing_key(context)
     return Rotation(results, promoted, rewrite_bundles())
 
 

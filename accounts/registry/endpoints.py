@@ -1,62 +1,18 @@
-"""The shared secret a registry sends with its notifications (Authorization: Bearer ...).
+"""Checking the shared secret a registry sends with its notifications (Authorization: Bearer ...).
 
 We must print it into the registry's config again and again, so it is kept
-encrypted (KEY_ENCRYPTION_KEY), not hashed, and compared in constant time.
+encrypted (KEY_ENCRYPTION_KEY), not hashed, and compared in constant time. Making and rotating it
+are writes: ``accounts.services.endpoints``.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
 
-from django.db import transaction
-
-from accounts.constants import NOTIFICATION_SECRET_PREFIX
 from accounts.models import NotificationEndpoint, Registry
-from audit.context import AuditContext
-from audit.models import Kind, SubjectType
-from audit.services import record
-from registryadmin.keywrap import unwrap, wrap
+from registryadmin.keywrap import unwrap
 
 _plain_cache: dict[bytes, str] = {}
-
-
-def _new_secret() -> str:
-    return NOTIFICATION_SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
-@transaction.atomic
-def notification_secret(registry: Registry, context: AuditContext | None = None) -> str:
-    """The registry's notification secret, made on first use."""
-    endpoint = NotificationEndpoint.objects.select_for_update().filter(registry=registry).first()
-    if endpoint is None:
-        secret = _new_secret()
-        NotificationEndpoint.objects.create(registry=registry, secret=wrap(secret.encode()))
-        record(
-            Kind.CREDENTIAL,
-            "success",
-            context or AuditContext.system("registry_config"),
-            subject_type=SubjectType.SYSTEM,
-            registry=registry.service,
-            detail={"action": "notification_secret.create"},
-        )
-        return secret
-    return unwrap(endpoint.secret).decode()
-
-
-@transaction.atomic
-def rotate_notification_secret(registry: Registry, context: AuditContext) -> str:
-    secret = _new_secret()
-    NotificationEndpoint.objects.update_or_create(registry=registry, defaults={"secret": wrap(secret.encode())})
-    record(
-        Kind.CREDENTIAL,
-        "success",
-        context,
-        subject_type=SubjectType.SYSTEM,
-        registry=registry.service,
-        detail={"action": "notification_secret.rotate"},
-    )
-    return secret
 
 
 def check_bearer(registry: Registry, header: str) -> bool:

@@ -18,8 +18,9 @@ from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_t
 from accounts.constants import PAT_PREFIX, ROBOT_LOGIN_PREFIX, ROBOT_SECRET_PREFIX
 from accounts.models import PersonalAccessToken, Robot, User
 from accounts.registry.passwords import check_password
-from accounts.registry.refresh import new_refresh_token, user_for_refresh_token
+from accounts.registry.refresh import user_for_refresh_token
 from accounts.registry.secrets import hash_candidates
+from accounts.services.refresh import new_refresh_token
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record

@@ -1,4 +1,7 @@
-"""Signing-key lifecycle: create, publish, rotate (with a preflight), and load for signing."""
+"""Signing keys as registries see them: the published bundle, the preflight, the signer of the hot path.
+
+Making and rotating keys are writes: ``accounts.services.keys``.
+"""
 
 from __future__ import annotations
 
@@ -10,63 +13,17 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils import timezone
 
 from accounts.models import KeyState, Registry, SigningKey
 from accounts.registry.signing import (
     Signer,
-    certificate_pem,
-    generate_private_key,
-    libtrust_kid,
-    make_certificate,
-    private_key_pem,
 )
-from audit.context import AuditContext
-from audit.models import Kind, SubjectType
-from audit.services import record
-from registryadmin.keywrap import unwrap, wrap
-from registryadmin.locks import SIGNING_KEYS, exclusive
+from accounts.services.keys import BUNDLE_STATES, ensure_keys
+from registryadmin.keywrap import unwrap
 
-BUNDLE_STATES = (KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS)
 # How long a gunicorn worker trusts its loaded key before asking the database
 # whether another process rotated it.
 RELOAD_SECONDS = 2.0
-
-
-def _new_key(state: str) -> SigningKey:
-    key = generate_private_key()
-    cert = make_certificate(key, settings.TOKEN_ISSUER, timezone.now())
-    return SigningKey.objects.create(
-        kid=libtrust_kid(key.public_key()),
-        state=state,
-        private_key=wrap(private_key_pem(key)),
-        certificate=certificate_pem(cert),
-        not_after=cert.not_valid_after_utc,
-        activated_at=timezone.now() if state == KeyState.CURRENT else None,
-    )
-
-
-def has_keys() -> bool:
-    """Whether the current and the next key exist (what ``ensure_keys`` would otherwise make)."""
-    return SigningKey.objects.filter(state__in=(KeyState.CURRENT, KeyState.NEXT)).count() == 2
-
-
-def ensure_keys(context: AuditContext | None = None) -> bool:
-    """Make the current and next keys if they are missing; True when something was made."""
-    if has_keys():
-        return False  # the common case, without taking the lock
-    with exclusive(SIGNING_KEYS):
-        return _ensure_keys_locked(context)
-
-
-def _ensure_keys_locked(context: AuditContext | None) -> bool:
-    made = []
-    for state in (KeyState.CURRENT, KeyState.NEXT):
-        if not SigningKey.objects.filter(state=state).exists():
-            made.append(_new_key(state))
-    if made:
-        _record(context or AuditContext.system("keys"), "signing_key.create", {"kids": [k.kid for k in made]})
-    return bool(made)
 
 
 def bundle_pem() -> str:
@@ -83,41 +40,6 @@ def published_bundle_pem() -> str:
 
 def load_signer(key: SigningKey) -> Signer:
     return Signer.from_pem(unwrap(key.private_key), key.certificate)
-
-
-def rotate(context: AuditContext) -> SigningKey:
-    """Promote next to current, current to previous, retire the old previous, make a new next."""
-    with exclusive(SIGNING_KEYS):  # two rotations at once must not both promote the same key
-        return _rotate_locked(context)
-
-
-def _rotate_locked(context: AuditContext) -> SigningKey:
-    _ensure_keys_locked(context)
-    keys = {k.state: k for k in SigningKey.objects.filter(state__in=BUNDLE_STATES)}
-    now = timezone.now()
-    if KeyState.PREVIOUS in keys:
-        _set_state(keys[KeyState.PREVIOUS], KeyState.RETIRED, retired_at=now)
-    _set_state(keys[KeyState.CURRENT], KeyState.PREVIOUS)
-    _set_state(keys[KeyState.NEXT], KeyState.CURRENT, activated_at=now)
-    new_next = _new_key(KeyState.NEXT)
-    _record(
-        context,
-        "signing_key.rotate",
-        {"current": keys[KeyState.NEXT].kid, "next": new_next.kid, "previous": keys[KeyState.CURRENT].kid},
-    )
-    return keys[KeyState.NEXT]
-
-
-def _set_state(key: SigningKey, state: str, **fields: object) -> None:
-    # Free the state slot first: the unique constraint allows one key per state.
-    key.state = state
-    for name, value in fields.items():
-        setattr(key, name, value)
-    key.save(update_fields=["state", *fields])
-
-
-def _record(context: AuditContext, action: str, detail: dict) -> None:
-    record(Kind.CREDENTIAL, "success", context, subject_type=SubjectType.SYSTEM, detail={"action": action, **detail})
 
 
 # Preflight -------------------------------------------------------------------

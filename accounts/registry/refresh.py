@@ -1,32 +1,19 @@
-"""Refresh tokens: what ``docker login`` keeps instead of the password. Stored only hashed.
+"""Refresh tokens at the token endpoint: who a presented one belongs to. Stored only hashed.
 
 Docker keeps the refresh token from login and ignores a new one returned on
-refresh, so a refresh returns the same token (no rotation on use).
+refresh, so a refresh returns the same token (no rotation on use). Making and revoking them are writes:
+``accounts.services.refresh``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from accounts.constants import REFRESH_TOKEN_PREFIX
 from accounts.models import RefreshToken, User
-from accounts.registry.secrets import hash_candidates, new_secret, secret_hash
-
-
-def new_refresh_token(user: User, service: str, client_id: str) -> str:
-    """A new refresh token for ``user``; only its hash is stored."""
-    token = new_secret(REFRESH_TOKEN_PREFIX)
-    RefreshToken.objects.create(
-        user=user,
-        token_hash=secret_hash(token),
-        client_id=client_id[:100],
-        service=service,
-        expires_at=timezone.now() + timedelta(seconds=settings.REFRESH_TOKEN_TTL),
-    )
-    return token
+from accounts.registry.secrets import hash_candidates
 
 
 def user_for_refresh_token(token: str, service: str) -> User | None:
@@ -48,10 +35,3 @@ def user_for_refresh_token(token: str, service: str) -> User | None:
     if row.last_used_at is None or timezone.now() - row.last_used_at > timedelta(minutes=1):
         RefreshToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
     return row.user
-
-
-def revoke_refresh_tokens(user: User, reason: str) -> int:
-    """Revoke every live refresh token of ``user`` (callers hold a transaction)."""
-    return RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_reason=reason[:100]
-    )

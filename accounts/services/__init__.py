@@ -6,7 +6,7 @@ commands, the admin site and Celery tasks all call these; none saves models
 directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
-``credentials``, ``leads``; shared helpers in ``_common``). They import from
+``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``; shared helpers in ``_common``). They import from
 ``_common`` and from each other, never from this package; callers import from
 here (``from accounts import services``).
 """
@@ -19,6 +19,7 @@ from accounts.services.credentials import (
     revoke_access_token,
     revoke_robot,
 )
+from accounts.services.endpoints import notification_secret, rotate_notification_secret
 from accounts.services.grants import (
     check_robot_grant,
     check_within_team,
@@ -27,6 +28,7 @@ from accounts.services.grants import (
     revoke_grant,
     update_grant,
 )
+from accounts.services.keys import ensure_keys, has_keys, rotate_signing_key
 from accounts.services.leads import (
     lead_create_robot,
     lead_grant,
@@ -35,6 +37,7 @@ from accounts.services.leads import (
     lead_revoke_robot,
     lead_set_membership,
 )
+from accounts.services.refresh import new_refresh_token, revoke_refresh_tokens
 from accounts.services.registries import (
     create_registry,
     create_repository,
@@ -70,21 +73,28 @@ __all__ = [
     "delete_team",
     "delete_user",
     "disable_password",
+    "ensure_keys",
     "ensure_repository",
     "grant_state",
+    "has_keys",
     "lead_create_robot",
     "lead_grant",
     "lead_remove_membership",
     "lead_revoke",
     "lead_revoke_robot",
     "lead_set_membership",
+    "new_refresh_token",
+    "notification_secret",
     "purge_expired_grants",
     "record_credential_expiries",
     "remove_membership",
     "revoke_access_token",
     "revoke_grant",
+    "revoke_refresh_tokens",
     "revoke_robot",
     "revoke_user_refresh_tokens",
+    "rotate_notification_secret",
+    "rotate_signing_key",
     "set_membership",
     "set_password",
     "set_repository_public",

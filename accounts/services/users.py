@@ -10,8 +10,8 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.registry import htpasswd
-from accounts.registry.refresh import revoke_refresh_tokens
 from accounts.services._common import USER_FIELDS, user_state
+from accounts.services.refresh import revoke_refresh_tokens
 from audit.context import AuditContext
 from audit.services import record_change
 

@@ -129,7 +129,7 @@ def _stored_secret(registry: Registry, *, reveal: bool) -> tuple[str | None, str
 
 def _token_config(registry: Registry, config: RegistryConfig, secret: str) -> None:
     bundle = registry_config.bundle_path(registry.service)
-    if not keys.has_keys():
+    if not services.has_keys():
         config.missing.append("the signing keys (current and next)")
     if not bundle.is_file():
         config.missing.append(f"the certificate bundle {bundle}")
@@ -248,7 +248,7 @@ def registry_prepare(request: HttpRequest, service: str) -> HttpResponse:
 def registry_bundle(request: HttpRequest, service: str) -> HttpResponse:
     """The certificates (current, next, previous) for the registry's ``rootcertbundle``; no private key."""
     registry = get_object_or_404(Registry, service=service)
-    if not keys.has_keys():
+    if not services.has_keys():
         return HttpResponse(
             "No signing keys yet: an admin prepares the configuration first.\n", status=409, content_type="text/plain"
         )
