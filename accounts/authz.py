@@ -6,8 +6,6 @@ list pages filter with the same functions, so what a person sees is what they ma
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
-
 from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
 
 
@@ -28,15 +26,7 @@ def can_revoke(user: User, grant: Grant) -> bool:
     if not user.is_active:
         return False
     return user.is_superuser or (grant.managed_by_id is not None and grant.managed_by_id in led_team_ids(user))
-
-
-def managed_grants(user: User) -> QuerySet[Grant]:
-    """The grants a person may revoke (the same rule as ``can_revoke``, as a query)."""
-    if not user.is_active:
-        return Grant.objects.none()
-    if user.is_superuser:
-        return Grant.objects.all()
-    return Grant.objects.filter(Q(managed_by_id__in=led_team_ids(user)))
+    # Grant.objects.revocable_by(user) is the same rule as a query.
 
 
 def can_revoke_robot(user: User, robot: Robot) -> bool:

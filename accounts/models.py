@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.constants import ROBOT_LOGIN_PREFIX
+from accounts.querysets import CredentialQuerySet, GrantQuerySet, RegistryQuerySet, RobotQuerySet
 from accounts.validators import pattern_validator, repository_name_validator
 
 
@@ -37,6 +38,8 @@ class Registry(models.Model):
     url = models.URLField(blank=True, help_text="Base URL, e.g. https://registry.example.org")
     auth_mode = models.CharField(max_length=10, choices=AuthMode.choices, default=AuthMode.TOKEN)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = RegistryQuerySet.as_manager()
 
     class Meta:
         ordering = ["service"]
@@ -131,6 +134,8 @@ class Grant(models.Model):
     )
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="grants_made")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = GrantQuerySet.as_manager()
 
     class Meta:
         ordering = ["pattern", "id"]
@@ -266,6 +271,8 @@ class Credential(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
 
+    objects = CredentialQuerySet.as_manager()
+
     class Meta:
         abstract = True
 
@@ -289,6 +296,8 @@ class Robot(Credential):
     name = models.SlugField(max_length=100)
     description = models.CharField(max_length=255, blank=True)
     bcrypt_hash = models.CharField(max_length=100, blank=True, editable=False)
+
+    objects = RobotQuerySet.as_manager()
 
     class Meta:
         ordering = ["team__name", "name"]

@@ -74,8 +74,8 @@ def test_a_lead_revokes_only_what_the_team_manages(alice, carol, web_grants, ops
     with pytest.raises(PermissionDenied):
         services.lead_revoke(by_admin, **as_(alice))
     services.lead_revoke(mine, **as_(alice))
-    assert set(authz.managed_grants(alice)) == set()
-    assert set(authz.managed_grants(carol)) == {theirs}
+    assert set(Grant.objects.revocable_by(alice)) == set()
+    assert set(Grant.objects.revocable_by(carol)) == {theirs}
 
 
 def test_admins_lead_every_team(ada, carol, web_grants) -> None:

@@ -1,25 +1,22 @@
 """Forms for robots and personal access tokens, and the one rule for a credential's state.
 
 They parse and validate what a person typed (patterns one per line, ``pattern:role`` grant
-lines, an "until" day); the services decide what is allowed. ``with_state`` is the single
-definition of active / expired / revoked: the badge on every list and the state filter both
-read it, so what a filter finds is what the badge says. ``registry_hosts`` feeds the
-``docker login`` line shown beside a new secret.
+lines, an "until" day); the services decide what is allowed. The state filter reads the
+``state`` that ``Credential.objects.with_state`` annotates (``accounts.querysets``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Case, CharField, Q, QuerySet, Value, When
+from django.db.models import Q, QuerySet
 
 from accounts.access.patterns import InvalidName, validate_pattern
 from accounts.constants import ROBOT_LOGIN_PREFIX
-from accounts.models import AuthMode, Registry, Role, Team
+from accounts.models import Role, Team
+from accounts.querysets import CredentialState
 from accounts.web.forms.teams import ExpiryMixin, add_service_error
 
 MAX_LINES = 50
@@ -27,22 +24,12 @@ GLOBAL_TEAM = "$global"  # the team filter's value for robots of no team (never 
 
 
 class State:
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    CHOICES = [("", "any state"), (ACTIVE, "active"), (EXPIRED, "expired"), (REVOKED, "revoked")]
+    """The state filter's choices: ``CredentialState`` (``Credential.objects.with_state``) or any."""
 
-
-def with_state(queryset: QuerySet, now: datetime) -> QuerySet:
-    """Annotate ``state``: revoked wins over expired, as ``Credential.refusal`` says."""
-    return queryset.annotate(
-        state=Case(
-            When(revoked_at__isnull=False, then=Value(State.REVOKED)),
-            When(Q(expires_at__isnull=False) & Q(expires_at__lte=now), then=Value(State.EXPIRED)),
-            default=Value(State.ACTIVE),
-            output_field=CharField(),
-        )
-    )
+    ACTIVE = CredentialState.ACTIVE.value
+    EXPIRED = CredentialState.EXPIRED.value
+    REVOKED = CredentialState.REVOKED.value
+    CHOICES = [("", "any state"), *CredentialState.choices]
 
 
 # Service errors name model fields; these forms name some of them differently.
@@ -175,7 +162,7 @@ class CredentialFilterForm(forms.Form):
     state = forms.ChoiceField(choices=State.CHOICES, required=False)
 
     def filter(self, queryset: QuerySet) -> QuerySet:
-        """``queryset`` (annotated by ``with_state``) narrowed to the search and the state."""
+        """``queryset`` (annotated by ``.with_state(now)``) narrowed to the search and the state."""
         text, state = self.cleaned_data["q"].strip(), self.cleaned_data["state"]
         if text:
             queryset = queryset.filter(self.search(text))
@@ -217,11 +204,3 @@ class RobotFilterForm(CredentialFilterForm):
             team, _plus, name = text.partition("+")
             return Q(team__name__icontains=team, name__icontains=name)
         return super().search(text)
-
-
-def registry_hosts(*, token_mode_only: bool = False) -> list[str]:
-    """The hosts to put in ``docker login`` instructions (a registry's URL host, else its service name)."""
-    registries = Registry.objects.all()
-    if token_mode_only:
-        registries = registries.filter(auth_mode=AuthMode.TOKEN)
-    return [urlsplit(r.url).netloc or r.service for r in registries.only("service", "url")]

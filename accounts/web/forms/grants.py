@@ -12,8 +12,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Case, CharField, Q, QuerySet, Value, When
-from django.db.models.functions import Concat
+from django.db.models import Q, QuerySet
 
 from accounts.access.subjects import find_robot
 from accounts.constants import ROBOT_LOGIN_PREFIX
@@ -23,7 +22,6 @@ from accounts.web.forms.teams import ExpiryMixin
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)
-SUBJECT_IDS = 500  # the most subject ids a "given to" search sends as a list (see ``subject_condition``)
 NO_SUCH_TEAM = "No team is called that."
 
 
@@ -73,52 +71,6 @@ class GrantState:
     CHOICES = [("", "Any state"), (CURRENT, "Current"), (EXPIRING, "Expiring within 7 days"), (EXPIRED, "Expired")]
 
 
-def robot_login() -> Case:
-    """A robot's login name computed in the database (``robot$web+ci``, global ``robot$ci``), on robots."""
-    text = CharField()  # the names are slugs, the prefix is text: PostgreSQL needs the result type said
-    return Case(
-        When(team__isnull=True, then=Concat(Value(ROBOT_LOGIN_PREFIX), "name", output_field=text)),
-        default=Concat(Value(ROBOT_LOGIN_PREFIX), "team__name", Value("+"), "name", output_field=text),
-        output_field=text,
-    )
-
-
-def _subjects_named(text: str) -> QuerySet:
-    """("user" | "team" | "robot", id) of every user, team and robot whose name holds ``text`` (one query)."""
-
-    def tagged(queryset: QuerySet, kind: str) -> QuerySet:
-        return queryset.annotate(kind=Value(kind, output_field=CharField())).values_list("kind", "pk")
-
-    users = tagged(User.objects.filter(username__icontains=text), SubjectKind.USER)
-    teams = tagged(Team.objects.filter(name__icontains=text), SubjectKind.TEAM)
-    robots = tagged(Robot.objects.alias(login=robot_login()).filter(login__icontains=text), SubjectKind.ROBOT)
-    return users.order_by().union(teams.order_by(), robots.order_by(), all=True)
-
-
-def subject_condition(text: str) -> Q:
-    """Grants to a user, team or robot whose name (a robot's login name) holds ``text``.
-
-    The names are looked up first, in their own small tables. Up to ``SUBJECT_IDS`` of them go
-    to the grants query as ids, which PostgreSQL estimates well (a few grants: fetched by the
-    subject indexes, then sorted); more stay a subquery, rightly estimated to match many grants
-    (read in the list's order until a page is full). One subquery for all, or the same test on
-    grants joined to the three tables, looked like half of all grants and was read in order
-    for tens of thousands of rows to find one person's few.
-    """
-    found = list(_subjects_named(text)[: SUBJECT_IDS + 1])
-    if len(found) > SUBJECT_IDS:
-        robots = Robot.objects.alias(login=robot_login()).filter(login__icontains=text)
-        return (
-            Q(user__in=User.objects.filter(username__icontains=text).values("pk"))
-            | Q(team__in=Team.objects.filter(name__icontains=text).values("pk"))
-            | Q(robot__in=robots.values("pk"))
-        )
-    ids: dict[str, list[int]] = {kind: [] for kind, _label in SubjectKind.CHOICES}
-    for kind, pk in found:
-        ids[kind].append(pk)
-    return Q(user__in=ids["user"]) | Q(team__in=ids["team"]) | Q(robot__in=ids["robot"])
-
-
 class GrantFilterForm(forms.Form):
     """Every criterion optional; they combine (AND)."""
 
@@ -140,7 +92,7 @@ class GrantFilterForm(forms.Form):
         data = self.cleaned_data
         grants = grants.filter(registry_condition(data["registry"]), self._state(data["state"], now))
         if data["subject"]:
-            grants = grants.filter(subject_condition(data["subject"]))
+            grants = grants.given_to(data["subject"])
         if data["pattern"]:
             # Patterns are lowercase by validation: a plain LIKE is the same test without UPPER() on every row.
             grants = grants.filter(pattern__contains=data["pattern"].lower())

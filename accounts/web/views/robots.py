@@ -21,14 +21,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
-from accounts.models import Grant, Robot
+from accounts.models import Grant, Registry, Robot
 from accounts.web.forms.credentials import (
     GLOBAL_TEAM,
     RobotFilterForm,
     RobotForm,
     add_credential_error,
-    registry_hosts,
-    with_state,
 )
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -51,7 +49,7 @@ def robot_list(request: HttpRequest) -> HttpResponse:
     options were most of the page's time and size).
     """
     filters = RobotFilterForm(request.GET)
-    robots = with_state(_robots(), timezone.now())
+    robots = _robots().with_state(timezone.now())
     valid = filters.is_valid()
     robots = filters.filter(robots) if valid else robots.none()
     context = {
@@ -85,7 +83,7 @@ def robot_new(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_credential_error(form, exc)
         else:
-            context = {"robot": robot, "secret": secret, "hosts": registry_hosts() or ["HOST"]}
+            context = {"robot": robot, "secret": secret, "hosts": Registry.objects.login_hosts() or ["HOST"]}
             return render(request, "robots/created.html", context, status=201)
     return render(request, "robots/new.html", {"form": form}, status=400)
 

@@ -29,8 +29,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import authz, services
 from accounts.constants import ROLE_ORDER
-from accounts.models import Grant, Membership, Robot, Team, TeamRole, User
-from accounts.web.forms.credentials import TeamRobotForm, add_credential_error, registry_hosts, with_state
+from accounts.models import Grant, Membership, Registry, Robot, Team, TeamRole, User
+from accounts.web.forms.credentials import TeamRobotForm, add_credential_error
 from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
@@ -121,7 +121,7 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
         "members": _named_page(request, _members(team, search.text("member")), "members", "members"),
         "team_grants": list(team.grants.select_related("registry")),
         "managed_grants": _named_page(request, managed, "managed", "managed", rows=managed_rows),
-        "robots": list(with_state(team.robots.all(), now)),
+        "robots": list(team.robots.with_state(now)),
         "can_manage": authz.is_team_lead(request.user, team),
         "is_admin": is_admin(request.user),
         "now": now,
@@ -295,7 +295,7 @@ def add_robot(request: HttpRequest, name: str) -> HttpResponse:
         except ValidationError as exc:
             add_credential_error(form, exc)
         else:
-            hosts = registry_hosts() or ["HOST"]
+            hosts = Registry.objects.login_hosts() or ["HOST"]
             return _team_page(request, team, status=201, new_robot=robot, secret=secret, hosts=hosts)
     return _team_page(request, team, status=400, robot_form=form)
 

@@ -25,8 +25,6 @@ from accounts.web.forms.credentials import (
     AccessTokenForm,
     CredentialFilterForm,
     add_credential_error,
-    registry_hosts,
-    with_state,
 )
 from audit.context import AuditContext
 from registryadmin.guards import is_admin
@@ -37,7 +35,7 @@ from registryadmin.paging import page_of
 def _page(request: HttpRequest, *, status: int = 200, **extra: Any) -> HttpResponse:
     """The token list with its create form; ``extra`` carries a bound form or a new secret."""
     filters = CredentialFilterForm(request.GET)
-    tokens = with_state(PersonalAccessToken.objects.filter(user=request.user), timezone.now())
+    tokens = PersonalAccessToken.objects.filter(user=request.user).with_state(timezone.now())
     valid = filters.is_valid()
     tokens = filters.filter(tokens) if valid else tokens.none()
     context = {
@@ -79,7 +77,7 @@ def token_new(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_credential_error(form, exc)
         else:
-            hosts = registry_hosts(token_mode_only=True) or ["HOST"]
+            hosts = Registry.objects.login_hosts(token_mode_only=True) or ["HOST"]
             return _page(request, status=201, created=token, secret=secret, hosts=hosts)
     return _page(request, status=400, form=form)
 
