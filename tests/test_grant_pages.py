@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts import querysets, services
 from accounts.models import Grant, Registry, Robot, Team, User
-from accounts.web.forms.teams import expiry_from_date
+from accounts.web.forms.common import expiry_from_date
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from tests.conftest import SYSTEM, client_for, make_user

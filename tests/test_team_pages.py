@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Grant, Membership, Robot, Team, User
 from accounts.services import ensure_keys
-from accounts.web.forms.teams import expiry_from_date
+from accounts.web.forms.common import expiry_from_date
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM, client_for, make_user
 

@@ -17,7 +17,7 @@ from accounts.access.patterns import InvalidName, validate_pattern
 from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import Role, Team
 from accounts.querysets import CredentialState
-from accounts.web.forms.teams import ExpiryMixin, add_service_error
+from accounts.web.forms.common import ExpiryMixin, add_service_error
 
 MAX_LINES = 50
 GLOBAL_TEAM = "$global"  # the team filter's value for robots of no team (never a team's slug)

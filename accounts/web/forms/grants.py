@@ -18,7 +18,7 @@ from accounts.access.subjects import find_robot
 from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import Grant, Registry, Robot, Role, Team, User
 from accounts.validators import pattern_validator
-from accounts.web.forms.teams import ExpiryMixin
+from accounts.web.forms.common import ExpiryMixin
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)

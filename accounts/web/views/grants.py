@@ -21,8 +21,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import services
 from accounts.models import Grant, Robot, Role, Team, User
+from accounts.web.forms.common import add_service_error
 from accounts.web.forms.grants import SOON, EditGrantForm, GrantFilterForm, NewGrantForm
-from accounts.web.forms.teams import add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.pages import next_url, render_list

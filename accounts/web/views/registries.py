@@ -27,8 +27,8 @@ from accounts import services
 from accounts.models import AuthMode, Grant, NotificationEndpoint, Registry, Repository
 from accounts.registry import config as registry_config
 from accounts.registry import htpasswd, keys
+from accounts.web.forms.common import add_service_error
 from accounts.web.forms.registries import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
-from accounts.web.forms.teams import add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.keywrap import KeyUnwrapError, unwrap

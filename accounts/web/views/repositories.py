@@ -22,8 +22,8 @@ from accounts import services
 from accounts.access.patterns import InvalidName, pattern_regex
 from accounts.models import Registry, Repository
 from accounts.validators import repository_name_validator
+from accounts.web.forms.common import add_service_error
 from accounts.web.forms.grants import registry_condition, registry_filter_choices
-from accounts.web.forms.teams import add_service_error
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.pages import next_url, render_list

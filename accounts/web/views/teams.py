@@ -30,8 +30,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import authz, services
 from accounts.constants import ROLE_ORDER
 from accounts.models import Grant, Membership, Registry, Robot, Team, TeamRole, User
+from accounts.web.forms.common import add_service_error
 from accounts.web.forms.credentials import TeamRobotForm, add_credential_error
-from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm, add_service_error
+from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
 from registryadmin.pages import render_list

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import services
 from accounts.models import Grant, Membership, TeamRole, User
-from accounts.web.forms.teams import add_service_error
+from accounts.web.forms.common import add_service_error
 from accounts.web.forms.users import ActiveForm, EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
