@@ -11,6 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
+import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -141,3 +143,38 @@ def envfilemode(name: str, default: int) -> int:
     if mode & 0o007 or not 0 < mode <= 0o777:
         raise ImproperlyConfigured(f"{name}={value!r} must not give others any access (e.g. 0640 or 0600).")
     return mode
+
+
+def database_config(url: str) -> dict:
+    """Django's DATABASES entry for ``DATABASE_URL``: SQLite (WAL, made ready for two writers) or PostgreSQL."""
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:  # the parser raises several types for bad URLs
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
+    engine = config.get("ENGINE", "")
+    if engine.endswith("sqlite3"):
+        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            # WAL + IMMEDIATE + a busy timeout: two gunicorn workers writing audit
+            # rows at once wait for each other instead of failing "database is locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    elif not engine.endswith("postgresql"):
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// are supported.")
+    return config
+
+
+def envcrontab(name: str, default: str) -> crontab:
+    """A five-field crontab (minute hour day-of-month month day-of-week) for the beat schedule."""
+    spec = envstr(name, default)
+    parts = spec.split()
+    if len(parts) != 5:
+        raise ImproperlyConfigured(f"{name}={spec!r} must be a 5-field crontab, e.g. '*/5 * * * *'.")
+    minute, hour, day_of_month, month_of_year, day_of_week = parts
+    try:
+        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={spec!r} is not a valid crontab: {exc}") from None

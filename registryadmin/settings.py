@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
-from celery.schedules import crontab
-from django.core.exceptions import ImproperlyConfigured
-
 from registryadmin.env import (
+    database_config,
     envbool,
     envchoice,
+    envcrontab,
     envfilemode,
     envint,
     envlist,
@@ -118,29 +116,8 @@ TEMPLATES = [
 ]
 
 
-def _database(url: str) -> dict:
-    try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    except Exception as exc:  # the parser raises several types for bad URLs
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
-    engine = config.get("ENGINE", "")
-    if engine.endswith("sqlite3"):
-        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-        config["CONN_MAX_AGE"] = 0
-        config["OPTIONS"] = {
-            # WAL + IMMEDIATE + a busy timeout: two gunicorn workers writing audit
-            # rows at once wait for each other instead of failing "database is locked".
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
-        }
-    elif not engine.endswith("postgresql"):
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// are supported.")
-    return config
-
-
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'registryadmin.sqlite3'}")
-DATABASES = {"default": _database(DATABASE_URL)}
+DATABASES = {"default": database_config(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -197,42 +174,30 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 
-def _crontab(name: str, default: str) -> crontab:
-    spec = envstr(name, default)
-    parts = spec.split()
-    if len(parts) != 5:
-        raise ImproperlyConfigured(f"{name}={spec!r} must be a 5-field crontab, e.g. '*/5 * * * *'.")
-    minute, hour, day_of_month, month_of_year, day_of_week = parts
-    try:
-        return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={spec!r} is not a valid crontab: {exc}") from None
-
-
 CELERY_BEAT_SCHEDULE = {
     "seal-audit": {
         "task": "audit.tasks.seal_audit",
-        "schedule": _crontab("SCHEDULE_SEAL_AUDIT", "* * * * *"),
+        "schedule": envcrontab("SCHEDULE_SEAL_AUDIT", "* * * * *"),
         "options": {"expires": 50},
     },
     "verify-audit": {
         "task": "audit.tasks.verify_audit",
-        "schedule": _crontab("SCHEDULE_VERIFY_AUDIT", "30 3 * * *"),
+        "schedule": envcrontab("SCHEDULE_VERIFY_AUDIT", "30 3 * * *"),
         "options": {"expires": 3600},
     },
     "audit-retention": {
         "task": "audit.tasks.apply_retention",
-        "schedule": _crontab("SCHEDULE_AUDIT_RETENTION", "0 4 * * *"),
+        "schedule": envcrontab("SCHEDULE_AUDIT_RETENTION", "0 4 * * *"),
         "options": {"expires": 3600},
     },
     "sync-htpasswd": {
         "task": "accounts.tasks.sync_htpasswd",
-        "schedule": _crontab("SCHEDULE_SYNC_HTPASSWD", "* * * * *"),
+        "schedule": envcrontab("SCHEDULE_SYNC_HTPASSWD", "* * * * *"),
         "options": {"expires": 50},
     },
     "purge-expired-grants": {
         "task": "accounts.tasks.purge_expired_grants",
-        "schedule": _crontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
+        "schedule": envcrontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
         "options": {"expires": 240},
     },
 }
