@@ -8,13 +8,14 @@
 - ``Grant.objects.revocable_by(user)``: what a person may revoke (the rule of ``authz.can_revoke``).
 - ``Registry.objects.login_hosts()``: the hosts ``docker login`` instructions name.
 
-This module is imported by ``models``, so it reaches the other models through relations, never by import.
+This module is imported by ``models``, so it reaches the other models through relations, never by import
+(``user`` arguments are typed ``Any`` for the same reason).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import models
@@ -22,9 +23,6 @@ from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.db.models.functions import Concat
 
 from accounts.constants import ROBOT_LOGIN_PREFIX
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 # The most subject ids a "given to" search sends as a list (see ``GrantQuerySet.given_to``).
 SUBJECT_IDS = 500
@@ -98,7 +96,7 @@ class GrantQuerySet(QuerySet):
             ids[kind].append(pk)
         return self.filter(Q(user__in=ids["user"]) | Q(team__in=ids["team"]) | Q(robot__in=ids["robot"]))
 
-    def revocable_by(self, user: User) -> GrantQuerySet:
+    def revocable_by(self, user: Any) -> GrantQuerySet:
         """The grants ``user`` may revoke: admins any, a team lead those their teams manage, auditors none."""
         if not user.is_active:
             return self.none()

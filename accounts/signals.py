@@ -1,6 +1,8 @@
 """Web sign-in successes and failures, from Django's own auth signals (web only).
 
 Token-endpoint authentication is recorded in its ``access`` record instead.
+
+Was ``accounts/signin.py`` before the layout split.
 """
 
 from __future__ import annotations

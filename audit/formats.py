@@ -1,4 +1,7 @@
-"""Audit export formats: JSONL and CSV, one record per line, streamed."""
+"""Audit export formats: JSONL and CSV, one record per line, streamed.
+
+Was ``audit/export.py`` before the layout split.
+"""
 
 from __future__ import annotations
 

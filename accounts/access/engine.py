@@ -19,6 +19,8 @@ The rules, in order:
 
 Roles are nested (read < write < admin), so every answer is one of
 nothing, pull, pull+push or pull+push+delete.
+
+Was ``accounts/permissions.py`` before the layout split.
 """
 
 from __future__ import annotations

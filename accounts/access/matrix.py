@@ -2,6 +2,8 @@
 
 The same engine as the token endpoint decides each row; this module only finds the
 candidates and loads their data in bulk (a constant number of queries however many).
+
+Was ``accounts/matrix.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ This module is pure Python on purpose: the token endpoint, the forms and the
 database filters all need the same answers, so nothing here may depend on
 Django. ``pattern_regex`` gives the database the very regular expression that
 ``compile_pattern`` uses, so both sides agree on what a pattern selects.
+
+Was ``accounts/patterns.py`` before the layout split.
 """
 
 from __future__ import annotations

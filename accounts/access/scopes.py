@@ -3,6 +3,8 @@
 The type is split at the first ``:`` and the actions at the last, because a
 name may contain ``host:port``. ``repository(plugin)`` is read as
 ``repository``. Repeated actions collapse; order is kept for the answer.
+
+Was ``accounts/scopes.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Loading plain data for the permission engine: the only place it touches the database."""
+"""Loading plain data for the permission engine: the only place it touches the database.
+
+Was ``accounts/access.py`` before the layout split.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 ``manage.py registry_config`` and ``rotate_signing_key`` and the registry pages share these, so the
 fragment a page shows is the one the command prints, and "Prepare configuration" writes what it writes.
+
+Was ``accounts/registry_config.py`` before the layout split.
 """
 
 from __future__ import annotations

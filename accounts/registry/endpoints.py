@@ -3,6 +3,8 @@
 We must print it into the registry's config again and again, so it is kept
 encrypted (KEY_ENCRYPTION_KEY), not hashed, and compared in constant time. Making and rotating it
 are writes: ``accounts.services.endpoints``.
+
+Was ``accounts/endpoints.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ nothing changed: a registry that failed to reload the file (unreadable, broken
 by hand) keeps serving its old list until the mtime changes again.
 
 The file always lives at ``path_for(registry)``: that is the copy kept current.
+
+Was ``accounts/htpasswd.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Every path answers with an ``Identity`` or a ``Failure``; the failure's
 ``reason`` is for the audit record only: clients always hear the same thing.
+
+Was ``accounts/identity.py`` before the layout split.
 """
 
 from __future__ import annotations

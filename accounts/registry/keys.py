@@ -1,6 +1,8 @@
 """Signing keys as registries see them: the published bundle, the preflight, the signer of the hot path.
 
 Making and rotating keys are writes: ``accounts.services.keys``.
+
+Was ``accounts/keys.py`` before the layout split.
 """
 
 from __future__ import annotations

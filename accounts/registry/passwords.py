@@ -6,6 +6,8 @@ keyed by an HMAC under a per-process key. The key includes the user's stored
 password hash, so a password change misses the cache at once; ``is_active``
 is read from the row on every request, so deactivation is immediate too. A
 hit skips only the hash check, never the permission engine.
+
+Was ``accounts/credentials.py`` before the layout split.
 """
 
 from __future__ import annotations

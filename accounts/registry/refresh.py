@@ -3,6 +3,8 @@
 Docker keeps the refresh token from login and ignores a new one returned on
 refresh, so a refresh returns the same token (no rotation on use). Making and revoking them are writes:
 ``accounts.services.refresh``.
+
+Was ``accounts/refresh.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 They are random, so a fast keyed SHA-256 is enough (no slow password hash).
 The key (pepper) is derived from SECRET_KEY; lookups also try the keys of
 SECRET_KEY_FALLBACKS, so rotating SECRET_KEY does not invalidate them.
+
+Was ``accounts/secret_hash.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Distribution 2.8 verifies a token through the ``x5c`` chain in its header or a
 libtrust-style ``kid``; we send both, so 2.8 and 3.x accept our tokens.
+
+Was ``accounts/signing.py`` before the layout split.
 """
 
 from __future__ import annotations

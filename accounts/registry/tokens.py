@@ -4,6 +4,8 @@ One call per token request. It never raises for bad input: every path ends in
 a ``TokenOutcome`` with an HTTP status, and every path writes exactly one
 ``access`` record before answering (if that write fails, the caller answers
 503: an access without its record never happens).
+
+Was ``accounts/tokens.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Read-only queries, each bounded (a fixed number of queries, at most ``LIMIT`` rows a list), so the home
 page costs the same with ten users or ten thousand. The view decides which parts a person sees.
+
+Was ``accounts/home.py`` before the layout split.
 """
 
 from __future__ import annotations

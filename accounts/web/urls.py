@@ -2,6 +2,8 @@
 
 ``registryadmin/urls.py`` includes ``urlpatterns`` at the site root. Inside a group, "new" comes before the
 ``<name>/`` routes so it never reads as a name.
+
+Was ``accounts/urls.py`` and the ten ``accounts/*_urls.py`` modules before the layout split.
 """
 
 from django.contrib.auth import views as auth_views

@@ -3,6 +3,8 @@
 They parse and validate what a person typed (patterns one per line, ``pattern:role`` grant
 lines, an "until" day); the services decide what is allowed. The state filter reads the
 ``state`` that ``Credential.objects.with_state`` annotates (``accounts.querysets``).
+
+Was ``accounts/credential_forms.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 They parse and validate input; the services decide what is allowed (a robot's grant lies inside its
 team's, no duplicates) and their ValidationErrors land on these fields through ``add_service_error``.
 Filters narrow a queryset in the database, so the lists stay one query per page however many rows.
+
+Was ``accounts/grant_forms.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Forms for the registry pages: they parse and validate; ``services`` creates and updates the rows."""
+"""Forms for the registry pages: they parse and validate; ``services`` creates and updates the rows.
+
+Was ``accounts/registry_forms.py`` before the layout split.
+"""
 
 from __future__ import annotations
 

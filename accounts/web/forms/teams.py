@@ -1,4 +1,7 @@
-"""Forms for the team pages (admins make teams, leads add members and grants); the services decide what is allowed."""
+"""Forms for the team pages (admins make teams, leads add members and grants); the services decide what is allowed.
+
+Was ``accounts/forms.py`` before the layout split.
+"""
 
 from __future__ import annotations
 

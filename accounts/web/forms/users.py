@@ -1,6 +1,8 @@
 """Forms for the admins' user pages: they parse input; ``services`` validates the user and changes it.
 
 A password field left empty means "generate one": the page shows it once and stores nothing but its hash.
+
+Was ``accounts/user_forms.py`` before the layout split.
 """
 
 from __future__ import annotations

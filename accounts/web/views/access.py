@@ -6,6 +6,8 @@ Admins and auditors may ask about anyone; everyone else only about themselves.
 
 "Who can access X" may answer with hundreds of rows (every member of a big team, every admin):
 the engine decides for all of them, the page shows 50 at a time, narrowed by name, kind or action.
+
+Was ``accounts/access_views.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Auditors read every grant and change none (``admin_required`` on every POST); team leads change
 their team's grants on the team pages. Each change is one service call that writes its audit record.
+
+Was ``accounts/grant_views.py`` before the layout split.
 """
 
 from __future__ import annotations

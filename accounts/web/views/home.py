@@ -1,4 +1,7 @@
-"""The first face of the app: each persona's home page and "my access"."""
+"""The first face of the app: each persona's home page and "my access".
+
+Was ``accounts/views.py`` before the layout split.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Overseers read; only admins rotate. Rotation is ``manage.py rotate_signing_key``
 (``registry_config.rotate_after_preflight``): each token-mode registry with a URL is asked to accept
 a token signed with the next key first, and a failure refuses the rotation (409) unless "rotate
 anyway" (``--force``) is ticked. Each preflight is kept in the audit log; the page shows the last one.
+
+Was ``accounts/key_views.py`` before the layout split.
 """
 
 from __future__ import annotations

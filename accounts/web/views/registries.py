@@ -5,6 +5,8 @@ built by the same functions as ``manage.py registry_config`` (``accounts.registr
 GET changes nothing: what the command would create on the way (signing keys, the notification
 secret, the bundle or htpasswd file) is listed as missing, and "Prepare configuration" (a POST)
 creates it through the command's own code. Only admins see the notification secret.
+
+Was ``accounts/registry_pages.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Admins and auditors see the list; only admins change it (``admin_required``), always through the
 services. A row here is our record of a repository (its public flag, where it lives): deleting it
 never touches the images in the registry.
+
+Was ``accounts/repository_views.py`` before the layout split.
 """
 
 from __future__ import annotations

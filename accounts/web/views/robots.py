@@ -3,6 +3,8 @@
 Team leads manage their own team's robots on the team page; the revoke action here is
 shared with them (``services.lead_revoke_robot`` decides), so a lead may post to it for a
 robot of a team they lead and is refused (403) for any other.
+
+Was ``accounts/robot_views.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Every signed-in user sees it, with their own name in the commands. What works de
 registry's mode (../shared/PROTOCOL.md): in token mode users log in with a personal access token
 (or their password) and robots with their secret; htpasswd mode knows one password per name, so
 tokens and directory logins do not work there, and it enforces no roles.
+
+Was ``accounts/setup_views.py`` before the layout split.
 """
 
 from __future__ import annotations

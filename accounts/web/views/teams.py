@@ -7,6 +7,8 @@ admins only (``admin_required``).
 
 The list and a team's members and managed grants come 50 a page (a thousand teams, a team of
 hundreds): the queries per page stay the same however many there are.
+
+Was ``accounts/team_views.py`` before the layout split.
 """
 
 from __future__ import annotations

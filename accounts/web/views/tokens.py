@@ -3,6 +3,8 @@
 Everyone signed in manages their own tokens here. Another person's token is "not found"
 (404) rather than "forbidden", so token ids reveal nothing; only admins may revoke someone
 else's token, and they come back to where they started (a safe ``next``).
+
+Was ``accounts/pat_views.py`` before the layout split.
 """
 
 from __future__ import annotations
