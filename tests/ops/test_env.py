@@ -1,0 +1,91 @@
+"""The typed settings readers in registryadmin/env.py, called directly (test_settings starts whole processes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from registryadmin.env import database_config, envbool, envcrontab, envint
+
+
+def test_a_sqlite_url_gets_wal_immediate_transactions_and_a_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "db.sqlite3"
+    config = database_config(f"sqlite:///{path}")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(path)
+    assert path.parent.is_dir()  # made, so the first migrate can create the file
+    assert config["CONN_MAX_AGE"] == 0
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert config["OPTIONS"]["timeout"] == 30
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+
+
+def test_the_sqlite_init_command_is_valid_sql(tmp_path: Path) -> None:
+    config = database_config(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with sqlite3.connect(config["NAME"]) as connection:
+        connection.executescript(config["OPTIONS"]["init_command"])
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_postgres_url_keeps_connections_and_checks_them() -> None:
+    config = database_config("postgres://ra:secret@db.example.org:6543/registryadmin")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == (
+        "db.example.org",
+        6543,
+        "registryadmin",
+        "ra",
+    )
+    assert config["CONN_MAX_AGE"] == 60
+    assert config["CONN_HEALTH_CHECKS"] is True
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/x", "oracle://u:p@h/db"])
+def test_other_databases_are_refused_by_name(url: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match="only sqlite:/// and postgres:// are supported"):
+        database_config(url)
+
+
+def test_an_unparsable_url_names_the_variable() -> None:
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL='nonsense' cannot be parsed"):
+        database_config("nonsense")
+
+
+def test_a_crontab_is_read_minute_hour_day_month_weekday(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULE_X", "15 3 1 2 6")
+    assert envcrontab("SCHEDULE_X", "* * * * *") == crontab("15", "3", "6", "1", "2")
+
+
+def test_an_unset_or_empty_crontab_takes_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCHEDULE_X", raising=False)
+    assert envcrontab("SCHEDULE_X", "*/5 * * * *") == crontab(minute="*/5")
+    monkeypatch.setenv("SCHEDULE_X", "  ")
+    assert envcrontab("SCHEDULE_X", "0 4 * * *") == crontab("0", "4")
+
+
+@pytest.mark.parametrize("spec", ["every five minutes", "* * * *", "* * * * * *"])
+def test_a_crontab_without_five_fields_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    monkeypatch.setenv("SCHEDULE_X", spec)
+    with pytest.raises(ImproperlyConfigured, match="SCHEDULE_X=.* must be a 5-field crontab"):
+        envcrontab("SCHEDULE_X", "* * * * *")
+
+
+def test_a_crontab_field_out_of_range_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULE_X", "61 * * * *")
+    with pytest.raises(ImproperlyConfigured, match="SCHEDULE_X='61 \\* \\* \\* \\*' is not a valid crontab"):
+        envcrontab("SCHEDULE_X", "* * * * *")
+
+
+def test_booleans_and_bounded_integers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAG", "Yes")
+    assert envbool("FLAG", False) is True
+    monkeypatch.setenv("FLAG", "perhaps")
+    with pytest.raises(ImproperlyConfigured, match="FLAG='perhaps' is not a boolean"):
+        envbool("FLAG", False)
+    monkeypatch.setenv("TTL", "5")
+    with pytest.raises(ImproperlyConfigured, match=r"TTL=5 is out of range \[60, None\]"):
+        envint("TTL", 300, minimum=60)
