@@ -70,7 +70,7 @@ def test_an_unset_or_empty_crontab_takes_the_default(monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize("spec", ["every five minutes", "* * * *", "* * * * * *"])
 def test_a_crontab_without_five_fields_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
     monkeypatch.setenv("SCHEDULE_X", spec)
-    with pytest.raises(ImproperlyConfigured, match="SCHEDULE_X=.* must be a 5-field crontab"):
+    with pytest.raises(ImproperlyConfigured, match=r"SCHEDULE_X=.* must be a 5-field crontab"):
         envcrontab("SCHEDULE_X", "* * * * *")
 
 
