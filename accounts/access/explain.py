@@ -2,7 +2,7 @@
 
 Everything here asks the engine the token endpoint uses (``decide``, ``explain_missing``) about
 subjects loaded as they stand now; the pages only parse the question and render the answer.
-``audit.views`` calls ``subject_for_actor`` and ``refused_scopes`` to explain a refused access
+``audit.views.records`` calls ``subject_for_actor`` and ``refused_scopes`` to explain a refused access
 attempt: a documented one-way dependency (audit -> access), never the other way round.
 Moved from ``accounts/access_views.py`` and ``audit/views.py``.
 """

@@ -2,6 +2,8 @@
 
 A job's runs are the ``job`` audit records ``audit.jobs.run_job`` writes, named after the task's own
 function name. Overseers read; admins may queue a job now, which is recorded as their change.
+
+Was ``audit/job_views.py`` before the layout split.
 """
 
 from __future__ import annotations

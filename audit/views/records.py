@@ -3,6 +3,8 @@
 Auditors and administrators may read every page; nobody else may see any.
 Nothing here changes state except creating an export job, and every export
 (streamed or a job's file) is itself recorded.
+
+Was ``audit/views.py`` before the layout split.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from kombu.exceptions import OperationalError
 
 from accounts.models import User
 from accounts.tasks import sync_htpasswd
-from audit.job_views import cron_words, describe_schedule
 from audit.jobs import run_job
 from audit.models import AuditRecord
+from audit.views.jobs import cron_words, describe_schedule
 from registryadmin.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
