@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from accounts.models import KeyState, Registry, SigningKey
-from accounts.registry.signing import (
-    Signer,
-)
+from accounts.registry.signing import Signer
 from accounts.services.keys import BUNDLE_STATES, ensure_keys
 from registryadmin.keywrap import unwrap
 

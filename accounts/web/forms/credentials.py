@@ -25,13 +25,8 @@ MAX_LINES = 50
 GLOBAL_TEAM = "$global"  # the team filter's value for robots of no team (never a team's slug)
 
 
-class State:
-    """The state filter's choices: ``CredentialState`` (``Credential.objects.with_state``) or any."""
-
-    ACTIVE = CredentialState.ACTIVE.value
-    EXPIRED = CredentialState.EXPIRED.value
-    REVOKED = CredentialState.REVOKED.value
-    CHOICES = [("", "any state"), *CredentialState.choices]
+# The state filter: any, or one ``CredentialState`` (what ``.with_state(now)`` annotates).
+STATE_CHOICES = [("", "any state"), *CredentialState.choices]
 
 
 # Service errors name model fields; these forms name some of them differently.
@@ -161,7 +156,7 @@ class CredentialFilterForm(forms.Form):
     search_fields: tuple[str, ...] = ("name",)
 
     q = forms.CharField(max_length=200, required=False, label="Search")
-    state = forms.ChoiceField(choices=State.CHOICES, required=False)
+    state = forms.ChoiceField(choices=STATE_CHOICES, required=False)
 
     def filter(self, queryset: QuerySet) -> QuerySet:
         """``queryset`` (annotated by ``.with_state(now)``) narrowed to the search and the state."""
