@@ -193,6 +193,10 @@ class KeyState(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+# The keys whose certificates the registry's rootcertbundle holds (current, next, and previous while its tokens live).
+BUNDLE_STATES = (KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS)
+
+
 class SigningKey(models.Model):
     """An ES256 token-signing key. The private half is encrypted (KEY_ENCRYPTION_KEY).
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db.models import Model
 from django.utils import timezone
 
+from accounts import services
 from accounts.access.engine import Subject
 from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
 from accounts.constants import PAT_PREFIX, ROBOT_LOGIN_PREFIX, ROBOT_SECRET_PREFIX
@@ -22,7 +23,6 @@ from accounts.models import PersonalAccessToken, Robot, User
 from accounts.registry.passwords import check_password
 from accounts.registry.refresh import user_for_refresh_token
 from accounts.registry.secrets import hash_candidates
-from accounts.services.refresh import new_refresh_token
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
@@ -75,7 +75,7 @@ def identify(
     result = check_password(username, password)
     if not result.ok:
         return Failure("user is inactive" if result.reason == "inactive" else "bad username or password")
-    refresh = new_refresh_token(result.user, service, client_id) if offline else None
+    refresh = services.new_refresh_token(result.user, service, client_id) if offline else None
     return _user_identity(result.user, refresh_token=refresh)
 
 

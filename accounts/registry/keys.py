@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from accounts.models import KeyState, Registry, SigningKey
+from accounts import services
+from accounts.models import BUNDLE_STATES, KeyState, Registry, SigningKey
 from accounts.registry.signing import Signer
-from accounts.services.keys import BUNDLE_STATES, ensure_keys
 from registryadmin.keywrap import unwrap
 
 # How long a gunicorn worker trusts its loaded key before asking the database
@@ -28,7 +28,7 @@ RELOAD_SECONDS = 2.0
 
 def bundle_pem() -> str:
     """The certificate bundle for the registry's ``rootcertbundle``: current, next, previous."""
-    ensure_keys()
+    services.ensure_keys()
     return published_bundle_pem()
 
 
@@ -54,7 +54,7 @@ class PreflightResult:
 
 def preflight(timeout: float = 5.0) -> list[PreflightResult]:
     """Ask each registry with a URL whether it accepts a token signed with the *next* key."""
-    ensure_keys()
+    services.ensure_keys()
     signer = load_signer(SigningKey.objects.get(state=KeyState.NEXT))
     return [_probe(registry, signer, timeout) for registry in Registry.objects.filter(auth_mode="token")]
 
@@ -123,7 +123,7 @@ class _SignerCache:
         with self._lock:
             kid = SigningKey.objects.filter(state=KeyState.CURRENT).values_list("kid", flat=True).first()
             if kid is None:
-                ensure_keys()
+                services.ensure_keys()
                 kid = SigningKey.objects.get(state=KeyState.CURRENT).kid
             if self._signer is None or self._signer.kid != kid:
                 self._signer = load_signer(SigningKey.objects.get(kid=kid))

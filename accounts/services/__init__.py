@@ -6,9 +6,9 @@ commands, the admin site and Celery tasks all call these; none saves models
 directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
-``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``; shared helpers in ``_common``). They import from
-``_common`` and from each other, never from this package; callers import from
-here (``from accounts import services``).
+``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``; shared helpers in
+``_common``). They import from ``_common`` and from each other, never from this
+package; callers import from here (``from accounts import services``).
 """
 
 from accounts.services._common import USER_FIELDS, grant_state, user_state

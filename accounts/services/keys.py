@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import KeyState, SigningKey
+from accounts.models import BUNDLE_STATES, KeyState, SigningKey
 from accounts.registry.signing import (
     certificate_pem,
     generate_private_key,
@@ -23,8 +23,6 @@ from audit.models import Kind, SubjectType
 from audit.services import record
 from registryadmin.keywrap import wrap
 from registryadmin.locks import SIGNING_KEYS, exclusive
-
-BUNDLE_STATES = (KeyState.CURRENT, KeyState.NEXT, KeyState.PREVIOUS)
 
 
 def _new_key(state: str) -> SigningKey:
