@@ -39,7 +39,6 @@ PG_DB = "registryadmin_bench"
 
 SETUP = """
 from accounts import services
-from accounts.services import ensure_keys
 from accounts.models import Registry
 from audit.context import AuditContext
 ctx = AuditContext.system("bench")
@@ -50,7 +49,7 @@ services.create_grant(team, "bench/**", "write", context=ctx)
 for i in range(20):
     services.create_grant(user, f"other{{i}}/*", "read", context=ctx)
 services.create_registry("registry", context=ctx)
-ensure_keys()
+services.ensure_keys()
 robot, secret = services.create_robot(team, "ci", grants=[("bench/**", "write")], context=ctx)
 print(secret)
 """
