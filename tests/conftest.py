@@ -20,6 +20,8 @@ from django.test import Client
 
 from accounts import services
 from accounts.models import Team, User
+from accounts.registry.keys import current_signer
+from accounts.registry.passwords import verified_cache
 from audit.context import AuditContext
 from tests.harness import require_binary
 
@@ -135,9 +137,6 @@ def subprocess_env(live_database_url: str, tmp_path: Path) -> Iterator[dict[str,
 @pytest.fixture(autouse=True)
 def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches (signer, verified credentials) must not leak between tests' databases."""
-    from accounts.registry.keys import current_signer
-    from accounts.registry.passwords import verified_cache
-
     current_signer.clear()
     verified_cache.clear()
     yield

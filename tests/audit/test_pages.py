@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Team, User
 from audit import exporting, tasks
+from audit.chain import seal
 from audit.charts import attempts_chart, top_lists, window_for
 from audit.context import AuditContext
 from audit.filters import AuditFilter, Cursor, keyset_page, parse_filter
@@ -690,10 +691,6 @@ def test_a_finished_job_is_not_run_twice(finished_export: AuditExport, monkeypat
 
 def test_the_search_page_shows_how_far_sealing_lags(audrey) -> None:
     from django.test import Client
-
-    from audit.chain import seal
-    from audit.context import AuditContext
-    from audit.services import record
 
     client = Client()
     client.force_login(audrey)

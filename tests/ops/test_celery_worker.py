@@ -18,6 +18,7 @@ from accounts import services
 from accounts.models import Grant
 from accounts.tasks import purge_expired_grants
 from audit.models import AuditRecord
+from registryadmin.celery import app
 from tests.conftest import REPO_ROOT, SYSTEM, make_user
 from tests.harness import in_ci
 
@@ -93,8 +94,6 @@ def test_a_worker_on_redis_purges_expired_grants_into_the_audit_log(
 
 
 def test_the_celery_app_speaks_json_only() -> None:
-    from registryadmin.celery import app
-
     assert app.conf.task_serializer == "json"
     assert app.conf.accept_content == ["json"]
     assert "purge-expired-grants" in app.conf.beat_schedule

@@ -22,6 +22,7 @@ from accounts.models import SigningKey
 from accounts.registry import keys
 from accounts.registry.signing import generate_private_key, libtrust_kid
 from audit.context import AuditContext
+from audit.models import AuditRecord
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +136,5 @@ def test_rotation_refuses_when_a_registry_is_unreachable_unless_forced() -> None
 
 def test_rotation_is_recorded() -> None:
     services.rotate_signing_key(AuditContext.system("tests"))
-    from audit.models import AuditRecord
 
     assert AuditRecord.objects.filter(kind="credential", detail__action="signing_key.rotate").exists()

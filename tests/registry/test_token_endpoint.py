@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import Registry, SigningKey, Team, User
 from accounts.services import ensure_keys
+from audit.alerts import failed_login_bursts
 from audit.models import AuditRecord
 from tests.conftest import PASSWORD, SYSTEM
 
@@ -260,7 +261,6 @@ def test_repeated_guesses_cannot_hide_behind_one_post(client: Client, grants: No
     failures = AuditRecord.objects.filter(kind="access", outcome="auth_failed")
     assert failures.count() == 6
     assert failures.filter(detail__has_key="retry_of").count() == 1
-    from audit.alerts import failed_login_bursts
 
     assert [b.failures for b in failed_login_bursts() if b.by == "user"] == [5]
 

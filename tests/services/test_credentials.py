@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Grant, PersonalAccessToken, Robot, Team, User
+from accounts.registry import htpasswd
 from accounts.services import ensure_keys
 from audit.models import AuditRecord
 from tests.conftest import SYSTEM
@@ -222,7 +223,6 @@ def test_create_token_prints_only_the_secret(setup: None, bob: User) -> None:
 def test_deleting_a_team_drops_its_robots_from_htpasswd_and_records_it(
     setup: None, web: Team, django_capture_on_commit_callbacks
 ) -> None:
-    from accounts.registry import htpasswd
 
     registry = services.create_registry("legacy", auth_mode="htpasswd", context=SYSTEM)
     with django_capture_on_commit_callbacks(execute=True):

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import Grant, Team, User
+from accounts.services import ensure_keys, new_refresh_token
 from audit.models import AuditRecord
 from registryadmin.pages import next_url
 from tests.conftest import PASSWORD, SYSTEM
@@ -189,8 +190,6 @@ def test_admin_creates_a_robot_showing_the_secret_once(ada: User, web: Team) -> 
 
 
 def test_admin_revokes_refresh_tokens(ada: User, carol: User) -> None:
-    from accounts.services import new_refresh_token
-
     new_refresh_token(carol, "registry", "docker")
     response = signed_in(ada).post(
         reverse("admin:accounts_user_changelist"), {"action": "revoke_refresh_tokens", "_selected_action": [carol.pk]}
@@ -201,8 +200,6 @@ def test_admin_revokes_refresh_tokens(ada: User, carol: User) -> None:
 
 
 def test_signing_keys_are_read_only_in_the_admin(ada: User) -> None:
-    from accounts.services import ensure_keys
-
     ensure_keys()
     client = signed_in(ada)
     assert client.get(reverse("admin:accounts_signingkey_changelist")).status_code == 200
