@@ -22,11 +22,8 @@ def is_team_lead(user: User, team: Team) -> bool:
 
 
 def can_revoke(user: User, grant: Grant) -> bool:
-    """Admins revoke anything; a team lead revokes only grants their team manages."""
-    if not user.is_active:
-        return False
-    return user.is_superuser or (grant.managed_by_id is not None and grant.managed_by_id in led_team_ids(user))
-    # Grant.objects.revocable_by(user) is the same rule as a query.
+    """Admins revoke anything; a team lead revokes only grants their team manages (``Grant.objects.revocable_by``)."""
+    return Grant.objects.revocable_by(user).filter(pk=grant.pk).exists()
 
 
 def can_revoke_robot(user: User, robot: Robot) -> bool:

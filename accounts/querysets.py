@@ -5,7 +5,7 @@
   every list and the state filter both read it, so what a filter finds is what the badge says.
 - ``Robot.objects.with_login()``: a robot's login name (``robot$web+ci``) as ``login``, for searching.
 - ``Grant.objects.given_to(text)``: grants to a user, team or robot whose name holds ``text``.
-- ``Grant.objects.revocable_by(user)``: what a person may revoke (the rule of ``authz.can_revoke``).
+- ``Grant.objects.revocable_by(user)``: what a person may revoke; ``authz.can_revoke`` asks it about one grant.
 - ``Registry.objects.login_hosts()``: the hosts ``docker login`` instructions name.
 
 This module is imported by ``models``, so it reaches the other models through relations, never by import
@@ -104,6 +104,7 @@ class GrantQuerySet(QuerySet):
             return self.all()
         if user.is_auditor:
             return self.none()  # auditors change nothing, whatever team role they hold
+        # "maintainer" is TeamRole.MAINTAINER (models imports this module, so the value is spelled here).
         return self.filter(managed_by__memberships__user=user, managed_by__memberships__role="maintainer")
 
     def _subject_model(self, field: str) -> Any:
