@@ -6,6 +6,7 @@ malformed value stops start-up with a message an operator can act on.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -145,6 +146,43 @@ def envfilemode(name: str, default: int) -> int:
     return mode
 
 
+def cache_config(url: str) -> dict:
+    """Django's CACHES entry for ``CACHE_URL``: Redis in production, the database in the embedded default.
+
+    Both are shared by every worker and host; a per-process cache would let each gunicorn
+    worker count failed sign-ins on its own, so it is refused.
+    """
+    scheme = url.partition("://")[0].lower()
+    if scheme in {"redis", "rediss"}:
+        # Short socket timeouts: a Redis that stops answering must fail a request fast, never hang it.
+        options = {"socket_connect_timeout": 2, "socket_timeout": 2, "health_check_interval": 30}
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "OPTIONS": options}
+    if scheme == "db" and url.lower().rstrip("/") == "db:":
+        return {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            # Django's default (300 entries, cull on every set past it) would forget counts under attack.
+            "OPTIONS": {"MAX_ENTRIES": 200_000, "CULL_FREQUENCY": 4},
+        }
+    raise ImproperlyConfigured(
+        f"CACHE_URL={url!r}: use redis://host:6379/0 (or rediss://) in production, or db:// for the database cache."
+    )
+
+
+CACHE_TABLE = "registryadmin_cache"  # made by a migration: the documented start runs only migrate
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist, and take group/other access off if it does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            with contextlib.suppress(PermissionError):  # someone else's file: leave it to its owner
+                os.chmod(path, 0o600)
+
+
 def database_config(url: str) -> dict:
     """Django's DATABASES entry for ``DATABASE_URL``: SQLite (WAL, made ready for two writers) or PostgreSQL."""
     try:
@@ -153,7 +191,10 @@ def database_config(url: str) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
     engine = config.get("ENGINE", "")
     if engine.endswith("sqlite3"):
-        Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        if config["NAME"] not in {"", ":memory:"}:
+            # SQLite makes the file (and its -wal/-shm, which copy its mode) 0644 under the usual umask:
+            # it holds password hashes and wrapped keys, so it is made 0600 before the first connection.
+            private_file(Path(config["NAME"]))
         config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {
             # WAL + IMMEDIATE + a busy timeout: two gunicorn workers writing audit

@@ -1,4 +1,4 @@
-"""Request-wide facts every audit record needs: a request id and the client address."""
+"""Request-wide facts and guards: client address and scheme, request id, security headers, request shape."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,37 +42,73 @@ def client_ip(remote_addr: str, forwarded_for: str, trusted: Sequence[Network]) 
     return str(current)
 
 
-def _request_id(request: HttpRequest) -> str:
+def _from_trusted_proxy(request: HttpRequest) -> bool:
+    peer = _parse_ip(request.META.get("REMOTE_ADDR", ""))
+    return peer is not None and any(peer in net for net in settings.TRUSTED_PROXIES)
+
+
+def _request_id(request: HttpRequest, trusted: bool) -> str:
     """A proxy's X-Request-ID is kept (to correlate logs); anyone else's would let clients forge audit ids."""
     incoming = request.headers.get("X-Request-ID", "")
-    peer = _parse_ip(request.META.get("REMOTE_ADDR", ""))
-    trusted = peer is not None and any(peer in net for net in settings.TRUSTED_PROXIES)
     return incoming if trusted and _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
+def _forwarded_https(request: HttpRequest) -> bool:
+    """The nearest proxy's X-Forwarded-Proto (the last value: earlier ones came from further away)."""
+    values = [v.strip().lower() for v in request.META.get("HTTP_X_FORWARDED_PROTO", "").split(",") if v.strip()]
+    return bool(values) and values[-1] == "https"
+
+
 class RequestContextMiddleware:
-    """Attach ``request.request_id`` and ``request.client_ip``; echo the id back."""
+    """Attach ``request.request_id`` and ``request.client_ip``; echo the id back.
+
+    Behind a TLS-terminating proxy listed in TRUSTED_PROXIES, ``X-Forwarded-Proto: https`` makes
+    the request secure (HSTS, secure cookies, CSRF's https checks); from anyone else it is ignored,
+    which Django's SECURE_PROXY_SSL_HEADER cannot do (it believes every client).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        trusted = _from_trusted_proxy(request)
+        if trusted and _forwarded_https(request):
+            request.META["wsgi.url_scheme"] = "https"
         request.client_ip = client_ip(
             request.META.get("REMOTE_ADDR", ""),
             request.META.get("HTTP_X_FORWARDED_FOR", ""),
             settings.TRUSTED_PROXIES,
         )
-        request.request_id = _request_id(request)
+        request.request_id = _request_id(request, trusted)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
 
 
-class RejectNulMiddleware:
-    """Answer 400 to a NUL byte in the path, before any view runs.
+class SecurityHeadersMiddleware:
+    """The Content-Security-Policy on every response (Django's SecurityMiddleware sets the others)."""
 
-    PostgreSQL refuses NUL in text, so a NUL in a URL part (a username, a service) reaching a lookup
-    would be a 500. Query values go through the pages' forms, which refuse NUL with an inline error.
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        return response
+
+
+def _plain(status: int, message: str) -> HttpResponse:
+    return HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+class RequestShapeMiddleware:
+    """Answer 4xx to requests no view should see: a NUL in the path, an unusable charset, a body too large.
+
+    - PostgreSQL refuses NUL in text, so a NUL in a URL part (a username, a service) reaching a lookup
+      would be a 500. Query values go through the pages' forms, which refuse NUL with an inline error.
+    - A charset that is not a text encoding (see ``registryadmin.handler``): 400, except for views
+      marked ``records_unusable_charset`` (the token endpoint), which record the attempt themselves.
+    - A declared body above DATA_UPLOAD_MAX_MEMORY_SIZE: 413 before anything reads it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -80,5 +116,18 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path_info:
-            return HttpResponseBadRequest("A NUL byte is not allowed in the address.", content_type="text/plain")
+            return _plain(400, "A NUL byte is not allowed in the address.")
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit():
+            return _plain(400, "Content-Length is not a number.")
+        if int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return _plain(413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
         return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable, args: Sequence, kwargs: dict
+    ) -> HttpResponse | None:
+        charset = getattr(request, "unusable_charset", "")
+        if charset and not getattr(view_func, "records_unusable_charset", False):
+            return _plain(400, f"charset={charset!r} in Content-Type is not a text encoding; use utf-8.")
+        return None

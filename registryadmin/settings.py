@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from registryadmin.env import (
+    cache_config,
     database_config,
     envbool,
     envchoice,
@@ -29,13 +30,21 @@ PUBLIC_URL = envurl("PUBLIC_URL", f"http://127.0.0.1:{PORT}")
 _public = urlsplit(PUBLIC_URL)
 
 SECRET_KEY = envsecret("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_key")
-SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+SECRET_KEY_FALLBACKS = [key.strip() for key in (envsecret("SECRET_KEY_FALLBACKS") or "").split(",") if key.strip()]
 # Encrypts private signing keys at rest; derived from SECRET_KEY when unset.
 KEY_ENCRYPTION_KEY = envsecret("KEY_ENCRYPTION_KEY")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", [_public.hostname or "localhost", "localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
+
+# Failed authentication (token endpoint and web sign-in), counted per (username, address) and per
+# address over a sliding window in the shared cache; 0 turns a limit off. See accounts/services/limits.py.
+AUTH_FAIL_LIMIT_USER = envint("AUTH_FAIL_LIMIT_USER", 10, minimum=0)
+AUTH_FAIL_LIMIT_IP = envint("AUTH_FAIL_LIMIT_IP", 50, minimum=0)
+AUTH_FAIL_WINDOW = envint("AUTH_FAIL_WINDOW", 600, minimum=10, maximum=7 * 86400)
+AUTH_FAIL_MAX_BACKOFF = envint("AUTH_FAIL_MAX_BACKOFF", 3600, minimum=1, maximum=7 * 86400)
+AUTH_LIMIT_EXEMPT_CIDRS = envnetworks("AUTH_LIMIT_EXEMPT_CIDRS")
 
 REGISTRY_SERVICE = envstr("REGISTRY_SERVICE", "registry")
 REGISTRY_URL = envstr("REGISTRY_URL", "")
@@ -80,10 +89,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the client address and https-ness that trusted proxies vouch for, before anything reads them.
+    "registryadmin.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "registryadmin.middleware.RequestContextMiddleware",
-    "registryadmin.middleware.RejectNulMiddleware",
+    "registryadmin.middleware.SecurityHeadersMiddleware",
+    "registryadmin.middleware.RequestShapeMiddleware",
+    "registryadmin.faults.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,9 +128,13 @@ TEMPLATES = [
 ]
 
 
-DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'registryadmin.sqlite3'}")
+DATABASE_URL = envsecret("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'registryadmin.sqlite3'}"
 DATABASES = {"default": database_config(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One cache for every worker and host: failed-sign-in counts now, later the LDAP bind cache.
+CACHE_URL = envsecret("CACHE_URL") or "db://"
+CACHES = {"default": cache_config(CACHE_URL)}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -146,13 +162,25 @@ CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_AGE = envint("SESSION_TTL", 8 * 3600, minimum=300)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sent only on requests that are https (directly, or X-Forwarded-Proto from a TRUSTED_PROXIES hop).
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000, minimum=0) if _https else 0
+# No inline script or style anywhere: every script is a static file (htmx is vendored).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# Request bodies above this are refused with 413 before anything parses them (notification
+# envelopes are the largest bodies we take: a registry sends a few events per envelope).
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BODY", 2_621_440, minimum=65_536)
 
 # Celery: Redis in production; with no broker configured, kombu's filesystem
 # transport under DATA_DIR so `make run` needs no server at all.
-CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
 _queue_dir = DATA_DIR / "celery" / "queue"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -2,7 +2,10 @@
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
+
+from registryadmin.handler import SafeWSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registryadmin.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+application = SafeWSGIHandler()

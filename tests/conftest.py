@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import django.test.client
 import jwt
 import pytest
 from django.db import connection
@@ -23,7 +24,11 @@ from accounts.models import Team, User
 from accounts.registry.keys import current_signer
 from accounts.registry.passwords import verified_cache
 from audit.context import AuditContext
+from registryadmin.handler import SafeWSGIRequest
 from tests.harness import require_binary
+
+# The test client builds its requests the way production's handler does (registryadmin.wsgi).
+django.test.client.WSGIRequest = SafeWSGIRequest
 
 __all__ = ["require_binary"]
 

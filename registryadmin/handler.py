@@ -1,0 +1,53 @@
+"""The WSGI handler, with a request that refuses a charset which is not a text encoding.
+
+Django believes any codec named in ``Content-Type: ...; charset=``; ``base64``, ``hex``,
+``zlib`` or ``rot13`` are codecs but not text encodings, and decoding the query string
+with one raises inside ``WSGIRequest.__init__``: a 500 before any middleware, with no
+record. Here such a charset is ignored for parsing and kept on ``request.unusable_charset``
+so that ``RequestShapeMiddleware`` (or the token view, which records it) answers 400.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+from django.utils.http import parse_header_parameters
+
+_ASCII = bytes(range(128))
+
+
+@functools.lru_cache(maxsize=64)
+def usable_charset(name: str) -> bool:
+    """A text encoding that reads ASCII as ASCII (what URL-encoded forms and query strings are)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return False
+    if not getattr(info, "_is_text_encoding", True):
+        return False
+    try:
+        return _ASCII.decode(info.name) == _ASCII.decode("ascii")
+    except (UnicodeError, LookupError, ValueError):
+        return False
+
+
+class SafeWSGIRequest(WSGIRequest):
+    """A WSGIRequest that never decodes with a charset that ``usable_charset`` refuses."""
+
+    unusable_charset = ""
+
+    def _set_content_type_params(self, meta: dict) -> None:
+        self.content_type, self.content_params = parse_header_parameters(meta.get("CONTENT_TYPE", ""))
+        charset = self.content_params.get("charset")
+        if charset is None:
+            return
+        if usable_charset(charset):
+            self.encoding = charset
+        else:
+            self.unusable_charset = charset[:40]
+
+
+class SafeWSGIHandler(WSGIHandler):
+    request_class = SafeWSGIRequest
