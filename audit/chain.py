@@ -3,8 +3,10 @@
 Every record carries ``mac`` = HMAC(AUDIT_HMAC_KEY, canonical frozen fields), made by
 ``audit.services.record`` before the INSERT. Shortly after commit the sealer (``seal``)
 appends each record to its segment's chain (``AuditSeal``) and moves the segment's head
-(``AuditSegment``); ``verify`` walks every chain. The key lives outside the database, so
-someone with database access alone can change rows but cannot make them verify again.
+(``AuditSegment``); a segment the sealer starts is linked into the chain of segments, whose
+newest link ``AuditSegmentChain`` keys, so removing whole segments shows too. ``verify``
+walks every chain. The key lives outside the database, so someone with database access alone
+can change rows but cannot make them verify again.
 Only the sealer and retention write seals, segments and rollups, one at a time
 (``sealer_lock``); the token endpoint only INSERTs records and never waits for them.
 """
@@ -30,7 +32,15 @@ from django.db import DatabaseError
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification
+from audit.models import (
+    AuditHourly,
+    AuditRecord,
+    AuditRollup,
+    AuditSeal,
+    AuditSegment,
+    AuditSegmentChain,
+    AuditVerification,
+)
 from registryadmin.locks import exclusive
 
 logger = logging.getLogger(__name__)
@@ -180,6 +190,16 @@ def dropped_checkpoint(segment: str, count: int, head: str) -> str:
     return _digest(b"audit-dropped", f"{segment}|{count}|{head}".encode())
 
 
+def segment_link(position: int, segment: str, previous: str, previous_link: str) -> str:
+    """The chain of segments after linking ``segment`` at ``position``, right after ``previous``."""
+    return _digest(b"audit-segments", f"{position}|{segment}|{previous}|{previous_link}".encode())
+
+
+def tip_checkpoint(count: int, segment: str, link: str) -> str:
+    """Keys the newest link of the chain of segments: removing the newest segments, or all, shows."""
+    return _digest(b"audit-segments-tip", f"{count}|{segment}|{link}".encode())
+
+
 # --- Helpers ------------------------------------------------------------------------------
 
 
@@ -319,6 +339,8 @@ def _seal_batch(run: _Pass, rows: list[dict[str, Any]], forged: Mapping[int, str
         _save_segments(run.now, {seal.segment for seal in seals}, segments, created)
         AuditSeal.objects.bulk_create(seals, batch_size=500)
         _add_to_rollups(accepted)
+        if created:
+            _link_segments(run.now)
     return len(seals)
 
 
@@ -387,6 +409,49 @@ def _save_segments(
     AuditSegment.objects.bulk_update(existing, ["count", "head", "checkpoint", "updated_at"], batch_size=500)
 
 
+def _link_segments(now: datetime) -> None:
+    """Append the segments not linked yet (new ones, or rows from before the chain) to the chain of segments.
+
+    In the transaction that created them, so a segment is never unlinked once committed.
+    """
+    unlinked = list(AuditSegment.objects.filter(position__isnull=True).order_by("name"))
+    tip = _intact_tip() if unlinked else None
+    if tip is None:
+        return
+    for segment in unlinked:
+        segment.position, segment.previous = tip.count + 1, tip.segment
+        segment.link = segment_link(segment.position, segment.name, tip.segment, tip.link)
+        tip.count, tip.segment, tip.link = segment.position, segment.name, segment.link
+    AuditSegment.objects.bulk_update(unlinked, ["position", "previous", "link"], batch_size=500)
+    tip.checkpoint = tip_checkpoint(tip.count, tip.segment, tip.link)
+    tip.updated_at = now
+    tip.save()
+
+
+def _intact_tip() -> AuditSegmentChain | None:
+    """The tip to link onto; None when the chain of segments does not end where its keyed tip says.
+
+    Building on a chain someone cut would make the cut look whole: new segments then stay
+    unlinked (their records are still sealed) and ``verify`` keeps reporting the cut.
+    """
+    tip = AuditSegmentChain.objects.first()
+    last = AuditSegment.objects.filter(position__isnull=False).order_by("-position").first()
+    if tip is None:
+        return AuditSegmentChain() if last is None else None
+    if last is None or not _keyed_tip(tip) or not _ends_at(tip, last):
+        logger.warning("the chain of audit segments does not end at its keyed tip; new segments stay unlinked")
+        return None
+    return tip
+
+
+def _keyed_tip(tip: AuditSegmentChain) -> bool:
+    return same(tip_checkpoint(tip.count, tip.segment, tip.link), tip.checkpoint)
+
+
+def _ends_at(tip: AuditSegmentChain, segment: AuditSegment) -> bool:
+    return (segment.position, segment.name) == (tip.count, tip.segment) and same(segment.link, tip.link)
+
+
 HOURLY_FIELDS = ("hour", "kind", "outcome", "registry")
 
 
@@ -453,6 +518,7 @@ def verify(now: datetime | None = None, chunk: int = 5000) -> VerifyResult:
     # One full pass: seals late commits, collects refusals; only recent records may start a chain.
     run = _Pass(now, cutoff, since=None, create_since=_window_start(cutoff))
     _seal_pass(run, chunk)
+    tip = AuditSegmentChain.objects.first()  # before the segments: a sealer may link newer ones meanwhile
     with_seals = set(AuditSeal.objects.order_by().values_list("segment", flat=True).distinct())
     segments = AuditSegment.objects.in_bulk()  # read after the seal names: a new segment has its head
     checked = 0
@@ -463,6 +529,9 @@ def verify(now: datetime | None = None, chunk: int = 5000) -> VerifyResult:
             problem = _Problem(run.refusals[name][1], run.refusals[name][0])
         if problem is not None:
             return VerifyResult("tampered", checked, problem.text, problem.record_id)
+    problem = _check_segment_chain(tip, segments.values())
+    if problem is not None:
+        return VerifyResult("tampered", checked, problem.text)
     return VerifyResult("intact", checked)
 
 
@@ -488,6 +557,40 @@ def _check_dropped(segment: AuditSegment, has_seals: bool) -> _Problem | None:
     if has_seals:
         return _Problem(f"segment {segment.name} was dropped by retention but still has seals")
     return None
+
+
+def _check_segment_chain(tip: AuditSegmentChain | None, segments: Iterable[AuditSegment]) -> _Problem | None:
+    """The linked segments must form one unbroken chain, reaching the keyed tip read before them.
+
+    Dropped segments keep their rows, so retention leaves the chain whole; a segment removed
+    outright leaves a gap, named by the segment after it (or by the tip, for the newest).
+    """
+    if tip is not None and not _keyed_tip(tip):
+        return _Problem("the head of the chain of segments was altered")
+    linked = sorted((segment for segment in segments if segment.position is not None), key=lambda s: s.position)
+    previous, previous_link = "", ""
+    for position, segment in enumerate(linked, start=1):
+        if segment.position != position:
+            return _Problem(_segments_removed(segment.position - position, segment.previous))
+        expected = segment_link(position, segment.name, previous, previous_link)
+        if segment.previous != previous or not same(expected, segment.link):
+            return _Problem(f"the chain of segments was altered at segment {segment.name}")
+        if tip is not None and position == tip.count and not _ends_at(tip, segment):
+            return _Problem("the head of the chain of segments was altered")
+        previous, previous_link = segment.name, segment.link
+    if tip is None:
+        return _Problem("the head of the chain of segments was removed") if linked else None
+    if not linked:
+        return _Problem(f"the audit log was emptied: {_segments_removed(tip.count, tip.segment)}")
+    if len(linked) < tip.count:
+        return _Problem(_segments_removed(tip.count - len(linked), tip.segment))
+    return None
+
+
+def _segments_removed(missing: int, last: str) -> str:
+    if missing == 1:
+        return f"segment {last} was removed"
+    return f"{missing} segments were removed, the last of them {last}"
 
 
 def _walk(segment: AuditSegment, chunk: int) -> tuple[_Problem | None, int]:

@@ -141,7 +141,14 @@ class AuditSeal(models.Model):
 
 
 class AuditSegment(models.Model):
-    """The head of one segment's chain; a dropped segment keeps a keyed checkpoint of what went."""
+    """The head of one segment's chain; a dropped segment keeps a keyed checkpoint of what went.
+
+    Segments are themselves linked, in the order the sealer created them: ``position`` in the
+    chain of segments, the ``previous`` segment's name and ``link`` = HMAC(position, name,
+    previous name, previous link). Removing a whole segment (records, seals and this row)
+    leaves a gap that the next segment names; ``AuditSegmentChain`` keys the newest link.
+    ``position`` is empty only until the sealer links the segment (rows from before the chain).
+    """
 
     name = models.CharField(max_length=40, primary_key=True)
     count = models.BigIntegerField(default=0)
@@ -149,9 +156,36 @@ class AuditSegment(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     dropped_at = models.DateTimeField(null=True, blank=True)
     checkpoint = models.CharField(max_length=64, blank=True)
+    position = models.BigIntegerField(null=True, blank=True)
+    previous = models.CharField(max_length=40, blank=True)
+    link = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["position"], name="audit_segment_position")]
 
     def __str__(self) -> str:
         return self.name
+
+
+class AuditSegmentChain(models.Model):
+    """The newest link of the chain of segments (one row), with a keyed checkpoint.
+
+    It outlives every segment it counts: removing the newest segments, or every record,
+    seal and segment, leaves it pointing at a segment that is gone. Only the sealer writes it.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    count = models.BigIntegerField(default=0)
+    segment = models.CharField(max_length=40, blank=True)
+    link = models.CharField(max_length=64, blank=True)
+    checkpoint = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_segment_chain_single_row")]
+
+    def __str__(self) -> str:
+        return f"{self.count} segments, newest {self.segment or '-'}"
 
 
 class AuditVerification(models.Model):

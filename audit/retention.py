@@ -1,7 +1,8 @@
 """Retention: the only code that deletes audit records, a whole segment (kind and UTC day) at a time.
 
 A dropped segment keeps its ``AuditSegment`` row with a keyed checkpoint of the chain that
-went, so ``verify`` still accounts for it and the remaining chains verify unchanged.
+went, and with it its place in the chain of segments, so ``verify`` still accounts for it and
+the remaining chains verify unchanged; a segment removed any other way leaves a gap.
 """
 
 from __future__ import annotations

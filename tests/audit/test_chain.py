@@ -31,7 +31,16 @@ from accounts import services
 from accounts.models import User
 from audit import chain, retention, tasks
 from audit.context import AuditContext
-from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment, AuditVerification, Kind
+from audit.models import (
+    AuditHourly,
+    AuditRecord,
+    AuditRollup,
+    AuditSeal,
+    AuditSegment,
+    AuditSegmentChain,
+    AuditVerification,
+    Kind,
+)
 from audit.services import record
 from tests.conftest import REPO_ROOT, SYSTEM, make_user
 
@@ -444,6 +453,121 @@ def test_the_scheduled_tasks_seal_and_verify_and_record_their_runs() -> None:
     assert sorted(jobs) == ["seal_audit", "verify_audit"]
 
 
+# --- The chain of segments ----------------------------------------------------------------
+
+
+def days_of_history() -> list[str]:
+    """Access attempts on each of the last three days and sign-ins on the middle one, sealed as they come.
+
+    Returns the segment names in the order the sealer linked them.
+    """
+    for days in (3, 2, 1):
+        at = yesterday_noon() - timedelta(days=days - 1)
+        history(2, at=at)
+        if days == 2:
+            with clock(at + timedelta(seconds=1)):
+                record(Kind.SIGNIN, "success", CLIENT)
+        chain.seal(now=at + timedelta(minutes=1))
+    return list(AuditSegment.objects.order_by("position").values_list("name", flat=True))
+
+
+def delete_segment(name: str) -> None:
+    """Remove one whole segment, its records, seals and head, as someone with database access would."""
+    sql("DELETE FROM audit_auditseal WHERE segment = %s", [name])
+    sql("DELETE FROM audit_auditrecord WHERE segment = %s", [name])
+    sql("DELETE FROM audit_auditsegment WHERE name = %s", [name])
+
+
+def test_appends_across_several_days_link_their_segments_in_order_and_verify_as_intact() -> None:
+    names = days_of_history()
+    day = [f"{(yesterday_noon() - timedelta(days=n)):%Y-%m-%d}" for n in (2, 1, 0)]
+    assert names == [f"access:{day[0]}", f"access:{day[1]}", f"signin:{day[1]}", f"access:{day[2]}"]
+    previous = list(AuditSegment.objects.order_by("position").values_list("position", "previous"))
+    assert previous == [(1, ""), (2, names[0]), (3, names[1]), (4, names[2])]
+    tip = AuditSegmentChain.objects.get()
+    assert (tip.count, tip.segment) == (4, names[-1])
+    assert chain.verify() == chain.VerifyResult("intact", 7)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_whole_segment_makes_verify_audit_exit_1_naming_it() -> None:
+    names = days_of_history()
+    delete_segment(names[2])
+    code, output = verify_command()
+    assert code == 1
+    assert f"segment {names[2]} was removed" in output
+    assert AuditVerification.objects.get().problem == f"segment {names[2]} was removed"
+
+
+def test_deleting_several_segments_names_the_last_of_them() -> None:
+    names = days_of_history()
+    delete_segment(names[0])
+    delete_segment(names[1])
+    assert chain.verify().problem == f"2 segments were removed, the last of them {names[1]}"
+
+
+def test_deleting_the_newest_segment_is_detected_by_the_keyed_tip() -> None:
+    names = days_of_history()
+    delete_segment(names[-1])
+    result = chain.verify()
+    assert (result.outcome, result.problem) == ("tampered", f"segment {names[-1]} was removed")
+
+
+def test_rewinding_the_tip_to_the_segment_before_the_deleted_one_is_detected() -> None:
+    names = days_of_history()
+    delete_segment(names[-1])
+    before = AuditSegment.objects.get(name=names[-2])
+    sql("UPDATE audit_auditsegmentchain SET count = 3, segment = %s, link = %s", [before.name, before.link])
+    assert chain.verify().problem == "the head of the chain of segments was altered"
+
+
+def test_deleting_the_newest_segment_and_the_tip_is_detected() -> None:
+    names = days_of_history()
+    delete_segment(names[-1])
+    sql("DELETE FROM audit_auditsegmentchain")
+    assert chain.verify().problem == "the head of the chain of segments was removed"
+
+
+def test_renumbering_the_segments_after_a_deleted_one_is_detected() -> None:
+    names = days_of_history()
+    delete_segment(names[1])
+    sql("UPDATE audit_auditsegment SET position = position - 1, previous = %s WHERE position = 3", [names[0]])
+    assert chain.verify().problem == f"the chain of segments was altered at segment {names[2]}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emptying_every_audit_table_but_the_tip_makes_verify_audit_exit_1() -> None:
+    names = days_of_history()
+    chain.verify_and_record()
+    for table in ("auditseal", "auditrecord", "auditsegment", "auditrollup", "audithourly", "auditverification"):
+        sql(f"DELETE FROM audit_{table}")
+    code, output = verify_command()
+    assert code == 1
+    assert f"the audit log was emptied: 4 segments were removed, the last of them {names[-1]}" in output
+
+
+def test_the_sealer_does_not_link_new_segments_onto_a_cut_chain() -> None:
+    names = days_of_history()
+    delete_segment(names[-1])
+    history(1, at=timezone.now() - LAG * 2)  # today: a new segment
+    assert chain.seal() == 1
+    assert AuditSegment.objects.get(name=chain.segment_name(Kind.ACCESS, timezone.now() - LAG * 2)).position is None
+    assert chain.verify().problem == f"segment {names[-1]} was removed"
+
+
+def test_segments_from_before_the_chain_of_segments_are_linked_by_the_next_sealer_run() -> None:
+    names = days_of_history()
+    sql("DELETE FROM audit_auditsegmentchain")
+    sql("UPDATE audit_auditsegment SET position = NULL, previous = '', link = ''")
+    assert chain.verify().outcome == "intact"  # unlinked rows verify by their own chains
+    history(1, at=timezone.now() - LAG * 2)
+    chain.seal()
+    linked = list(AuditSegment.objects.order_by("position").values_list("name", "position"))
+    today = chain.segment_name(Kind.ACCESS, timezone.now() - LAG * 2)
+    assert linked == [(name, i) for i, name in enumerate(sorted([*names, today]), start=1)]
+    assert chain.verify() == chain.VerifyResult("intact", 8)
+
+
 # --- Retention ----------------------------------------------------------------------------
 
 
@@ -471,6 +595,26 @@ def test_retention_drops_expired_segments_and_the_remaining_chains_still_verify(
     assert AuditRecord.objects.filter(kind=Kind.ACCESS).count() == 2
     assert chain.verify() == chain.VerifyResult("intact", AuditRecord.objects.count())
     assert retention.apply() == 0
+
+
+def test_a_dropped_segment_keeps_its_place_in_the_chain_of_segments() -> None:
+    old_and_new_history()
+    chain.seal()
+    linked_before = list(AuditSegment.objects.order_by("position").values_list("name", "position", "link"))
+    assert retention.apply() == 1
+    assert list(AuditSegment.objects.order_by("position").values_list("name", "position", "link")) == linked_before
+    history(1, at=timezone.now() - LAG * 2)  # sealing continues on top of the dropped segment
+    chain.seal()
+    assert AuditSegmentChain.objects.get().count == len(linked_before) + 1
+    assert chain.verify().outcome == "intact"
+
+
+def test_deleting_the_row_a_dropped_segment_left_is_detected() -> None:
+    written = old_and_new_history()
+    retention.apply()
+    name = written["old_access"][0].segment
+    sql("DELETE FROM audit_auditsegment WHERE name = %s", [name])
+    assert chain.verify().problem == f"segment {name} was removed"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ EXIT_INTACT, EXIT_TAMPERED, EXIT_ERROR = 0, 1, 2
 class Command(BaseCommand):
     help = (
         "Verify the audit log's hash chains and store the result. Exit 0 when intact, "
-        "1 naming the first record that was changed, inserted or removed, 2 when verification could not run."
+        "1 naming the first record or segment that was changed, inserted or removed, 2 when verification could not run."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
