@@ -335,3 +335,36 @@ class PersonalAccessToken(Credential):
 
     def __str__(self) -> str:
         return f"{self.user.username}/{self.name}"
+
+
+class HoldScope(models.TextChoices):
+    USER = "user", "Username from one address"
+    ADDRESS = "address", "Whole address"
+
+
+class AuthHold(models.Model):
+    """Someone held back from signing in after too many failures, listed so that an admin can lift it.
+
+    The counts behind a hold live in the shared cache (``accounts/services/limits.py``), where the
+    token endpoint reads them; this row is what people see and lift. ``key`` names the pair
+    (case-folded username and address) or the address; ``level`` counts holds in a row (each
+    doubles the last, up to AUTH_FAIL_MAX_BACKOFF).
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    scope = models.CharField(max_length=10, choices=HoldScope.choices)
+    username = models.CharField(max_length=150, blank=True)
+    ip = models.GenericIPAddressField()
+    failures = models.PositiveIntegerField(default=0)
+    level = models.PositiveIntegerField(default=1)
+    held_until = models.DateTimeField()
+    first_held_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-held_until"]
+        indexes = [models.Index(fields=["held_until"], name="auth_hold_until")]
+
+    def __str__(self) -> str:
+        who = f"{self.username or '(refresh token)'} from {self.ip}" if self.scope == HoldScope.USER else self.ip
+        return f"hold on {who} until {self.held_until:%Y-%m-%d %H:%M:%S} UTC"

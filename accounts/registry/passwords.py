@@ -86,13 +86,16 @@ def check_password(username: str, password: str) -> AuthResult:
     if user is None:
         make_password(password)  # same cost as a real check
         return AuthResult(None, "unknown_or_bad_password")
-    if not verified_cache.hit(user, password):
+    # Only an active account's verified password skips the hash: a dead account's right password
+    # must cost what a wrong one does, or its timing would tell the guesser it was right.
+    if not (user.is_active and verified_cache.hit(user, password)):
         if not user.has_usable_password():
             make_password(password)  # same cost as a real check: the answer must not reveal the account
             return AuthResult(None, "unknown_or_bad_password")
         if not user.check_password(password):
             return AuthResult(None, "unknown_or_bad_password")
-        verified_cache.remember(user, password)
+        if user.is_active:
+            verified_cache.remember(user, password)
     if not user.is_active:
         return AuthResult(None, "inactive")
     return AuthResult(user)

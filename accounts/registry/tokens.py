@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import services
 from accounts.access.engine import Subject, allowed_actions, catalog_allowed
 from accounts.access.scopes import Scope, ScopeError, parse_scopes
 from accounts.constants import ACTIONS
@@ -56,6 +57,7 @@ class TokenOutcome:
     body: dict[str, Any]
     challenge: bool = False  # add WWW-Authenticate: Basic on 401
     record_detail: dict[str, Any] = field(default_factory=dict)
+    retry_after: int | None = None  # seconds, on 429
 
 
 def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
@@ -70,6 +72,11 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
         scopes = parse_scopes(request.scopes)
     except ScopeError as exc:
         return _refuse(400, "invalid", str(exc), context, request, actor)
+    counted = request.username is not None or request.grant_type == "refresh_token"
+    limit_name = request.username or ""  # the refresh-token grant names nobody: its own pair per address
+    checked = services.limits.check(limit_name, context.ip) if counted else services.limits.CLEAR
+    if checked.hold is not None:
+        return _limited(checked.hold, context, request, actor, scopes)
     identity = identify(
         request.username,
         request.password or "",
@@ -81,7 +88,7 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
         context=context,
     )
     if isinstance(identity, Failure):
-        return _refuse(
+        outcome = _refuse(
             401,
             "auth_failed",
             identity.reason,
@@ -92,6 +99,11 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
             subject_type=identity.subject_type,
             credential=identity.credential,
         )
+        if counted and "retry_of" not in outcome.record_detail:  # containerd's GET retry is the same guess
+            services.limits.failed(limit_name, context.ip)
+        return outcome
+    if counted:
+        services.limits.succeeded(limit_name, context.ip, checked)
     access = _decide(identity.subject, scopes, registry.service)
     return _grant(request, context, registry, identity, scopes, access)
 
@@ -233,6 +245,7 @@ def _refuse(
     scopes: list[Scope] | None = None,
     subject_type: str = SubjectType.USER,
     credential: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> TokenOutcome:
     requested = [
         {"type": s.type, "name": s.name, "requested": list(s.actions), "granted": [], "denied": list(s.actions)}
@@ -241,6 +254,7 @@ def _refuse(
     detail = {"method": request.method, "reason": reason, "grant_type": request.grant_type or "basic"}
     if credential:
         detail["credential"] = credential
+    detail.update(extra or {})
     actor_context = AuditContext(
         actor=actor, ip=context.ip, user_agent=context.user_agent, request_id=context.request_id
     )
@@ -260,8 +274,21 @@ def _refuse(
     if status == 401:
         # Unknown users, wrong secrets, expired or revoked credentials: one answer for all.
         message = "authentication failed"
-        return TokenOutcome(status, {"errors": [{"code": "UNAUTHORIZED", "message": message}]}, challenge=True)
-    return TokenOutcome(status, {"errors": [{"code": "INVALID_REQUEST", "message": reason}]})
+        body = {"errors": [{"code": "UNAUTHORIZED", "message": message}]}
+        return TokenOutcome(status, body, challenge=True, record_detail=detail)
+    return TokenOutcome(status, {"errors": [{"code": "INVALID_REQUEST", "message": reason}]}, record_detail=detail)
+
+
+def _limited(
+    hold: services.limits.Hold, context: AuditContext, request: TokenRequest, actor: str, scopes: list[Scope]
+) -> TokenOutcome:
+    """Held: recorded as ``limited``, and the guess is not even checked."""
+    retry_after = hold.retry_after()
+    extra = {"hold": str(hold.scope), "retry_after": retry_after}
+    _refuse(429, "limited", hold.reason, context, request, actor, scopes=scopes, extra=extra)
+    message = f"too many failed sign-ins; try again in {retry_after} seconds"
+    body = {"errors": [{"code": "TOOMANYREQUESTS", "message": message}]}
+    return TokenOutcome(429, body, retry_after=retry_after, record_detail=extra)
 
 
 def _containerd_retry_of(request: TokenRequest, context: AuditContext, outcome: str) -> int | None:

@@ -107,6 +107,8 @@ def _respond(outcome: TokenOutcome) -> JsonResponse:
     response["Pragma"] = "no-cache"
     if outcome.challenge:
         response["WWW-Authenticate"] = 'Basic realm="registryadmin"'
+    if outcome.retry_after is not None:
+        response["Retry-After"] = str(outcome.retry_after)
     return response
 
 
@@ -114,12 +116,18 @@ def _respond(outcome: TokenOutcome) -> JsonResponse:
 @require_http_methods(["GET", "POST"])
 def token(request: HttpRequest) -> JsonResponse:
     token_request = _from_get(request) if request.method == "GET" else _from_post(request)
+    charset = getattr(request, "unusable_charset", "")
+    if charset:
+        token_request.malformed = f"Content-Type names charset {charset!r}, which is not a text encoding"
     try:
         outcome = issue(token_request, AuditContext.from_request(request))
     except DatabaseError:
         # The access record could not be written: fail closed.
         return JsonResponse({"errors": [{"code": "UNAVAILABLE", "message": "audit log unavailable"}]}, status=503)
     return _respond(outcome)
+
+
+token.records_unusable_charset = True  # type: ignore[attr-defined]  # an `invalid` access record, not a bare 400
 
 
 # Notifications -----------------------------------------------------------------

@@ -6,11 +6,12 @@ commands, the admin site and Celery tasks all call these; none saves models
 directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
-``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``; shared helpers in
+``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``; shared helpers in
 ``_common``). They import from ``_common`` and from each other, never from this
 package; callers import from here (``from accounts import services``).
 """
 
+from accounts.services import limits
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     create_access_token,
@@ -83,6 +84,7 @@ __all__ = [
     "lead_revoke",
     "lead_revoke_robot",
     "lead_set_membership",
+    "limits",
     "new_refresh_token",
     "notification_secret",
     "purge_expired_grants",

@@ -9,16 +9,26 @@ Was ``accounts/urls.py`` and the ten ``accounts/*_urls.py`` modules before the l
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts.web.views import access, grants, home, keys, registries, repositories, robots, setup, teams, tokens, users
+from accounts.web.views import (
+    access,
+    grants,
+    home,
+    keys,
+    registries,
+    repositories,
+    robots,
+    setup,
+    signin,
+    teams,
+    tokens,
+    users,
+)
 
 account_patterns = [
     path("", home.home, name="home"),
     path("me/", home.my_access, name="my_access"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", signin.SignInView.as_view(), name="login"),
+    path("holds/<int:pk>/lift", signin.lift_hold, name="lift_hold"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
 

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts import services
 from accounts.access.engine import describe_access
 from accounts.access.subjects import subject_for_user
 from accounts.models import AuthMode, Registry, Repository, User
@@ -47,6 +48,7 @@ def _overview(user: User) -> dict[str, Any]:
         "failed_jobs": parts.failed_jobs(now),
         "bursts": failed_login_bursts(now),
         "expiring": parts.expiring(now),
+        "holds": services.limits.active_holds(now),
     }
 
 

@@ -1,0 +1,64 @@
+"""Web sign-in under the failure limits, and lifting a hold from the admin home page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts import services
+from accounts.models import AuthHold, HoldScope
+from audit.context import AuditContext
+from registryadmin.guards import admin_required
+
+FAILED_CODES = ("invalid_login", "inactive")
+
+
+class SignInView(auth_views.LoginView):
+    """Django's login view, refusing held (username, address) pairs and addresses with a 429."""
+
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.username = str(request.POST.get("username", ""))[:150]
+        self.checked = services.limits.check(self.username, getattr(request, "client_ip", None))
+        hold = self.checked.hold
+        if hold is None:
+            return super().post(request, *args, **kwargs)
+        services.limits.record_held_signin(AuditContext.from_request(request), hold, self.username)
+        response = self.render_to_response(
+            self.get_context_data(form=self.get_form_class()(request), held_for=hold.retry_after()), status=429
+        )
+        response["Retry-After"] = str(hold.retry_after())
+        return response
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        if any(form.has_error(NON_FIELD_ERRORS, code) for code in FAILED_CODES):
+            services.limits.failed(self.username, getattr(self.request, "client_ip", None))
+        return super().form_invalid(form)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponseRedirect:
+        services.limits.succeeded(self.username, getattr(self.request, "client_ip", None), self.checked)
+        return super().form_valid(form)
+
+
+@require_POST
+@admin_required
+def lift_hold(request: HttpRequest, pk: int) -> HttpResponse:
+    """Lift one hold from the admin home page (audited as ``limit.lift``)."""
+    hold = get_object_or_404(AuthHold, pk=pk)
+    context = AuditContext.from_request(request)
+    if hold.scope == HoldScope.ADDRESS:
+        lifted = services.limits.lift(context, ip=hold.ip)
+    else:
+        lifted = services.limits.lift(context, ip=hold.ip, username=hold.username)
+    messages.success(request, f"Lifted the hold on {', '.join(lifted) or services.limits.describe(hold)}.")
+    return redirect(reverse("accounts:home"))
