@@ -86,7 +86,11 @@ class RequestContextMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """The Content-Security-Policy on every response (Django's SecurityMiddleware sets the others)."""
+    """The Content-Security-Policy on every response (Django's SecurityMiddleware sets the others).
+
+    X-Frame-Options too, when XFrameOptionsMiddleware (last in the chain) never saw the response:
+    the request guards further in answer 400/413/503 before reaching it.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -94,6 +98,8 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        if not getattr(response, "xframe_options_exempt", False):
+            response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
         return response
 
 
