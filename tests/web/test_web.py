@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
@@ -162,6 +162,18 @@ def test_createsuperuser_goes_through_the_services(monkeypatch: pytest.MonkeyPat
     call_command("createsuperuser", "--username", "root", "--noinput")
     assert User.objects.get(username="root").is_superuser
     assert AuditRecord.objects.filter(detail__action="user.create", actor="manage.py createsuperuser").exists()
+
+
+def test_createsuperuser_reads_the_password_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("file-held-passphrase\n")
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD_FILE", str(secret))
+    call_command("createsuperuser", "--username", "root", "--noinput")
+    assert User.objects.get(username="root").check_password("file-held-passphrase")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "both")
+    with pytest.raises(CommandError, match="not both"):
+        call_command("createsuperuser", "--username", "root2", "--noinput")
 
 
 def test_my_access_flags_grants_expiring_within_a_week(carol: User) -> None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import services
 from accounts.management.commands._prompt import prompt_password
 from accounts.models import User
 from audit.context import AuditContext
+from registryadmin.env import envsecret
 
 
 class Command(BaseCommand):
-    help = "Create an administrator (superuser). Non-interactive: --noinput with DJANGO_SUPERUSER_PASSWORD."
+    help = "Create an administrator (superuser). Non-interactive: --noinput with DJANGO_SUPERUSER_PASSWORD (or _FILE)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", required=True)
@@ -25,7 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, username: str, email: str, interactive: bool, **options: Any) -> None:
         if User.objects.filter(username=username).exists():
             raise CommandError(f"User {username!r} already exists.")
-        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
+        try:
+            password = envsecret("DJANGO_SUPERUSER_PASSWORD") or ""  # or DJANGO_SUPERUSER_PASSWORD_FILE
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         if interactive and not password:
             password = prompt_password()
         if not password:
