@@ -118,3 +118,20 @@ def test_gunicorn_serves_health_sign_in_and_static_files(tmp_path: Path) -> None
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_files_under_data_dir_that_hold_secrets_or_hashes_are_owner_only(tmp_path: Path) -> None:
+    env = fresh_env(tmp_path, ADMIN_PASSWORD="an-operator-chosen-phrase")
+    old = os.umask(0o022)  # a usual umask: the app must not rely on a strict one
+    try:
+        assert manage(env, "migrate", "--noinput").returncode == 0
+        assert manage(env, "create_token", "--help").returncode == 0
+    finally:
+        os.umask(old)
+    data = tmp_path / "data"
+    files = {path.relative_to(data).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in data.rglob("*")}
+    files = {name: mode for name, mode in files.items() if (data / name).is_file()}
+    assert "registryadmin.sqlite3" in files and "secret_key" in files and "audit_hmac_key" in files
+    public = {name for name in files if name.endswith((".pem", ".crt"))}  # certificate bundles, read by registries
+    loose = {name: oct(mode) for name, mode in files.items() if name not in public and mode & 0o077}
+    assert loose == {}
