@@ -181,6 +181,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BODY", 2_621_440, minimum=65_5
 # Celery: Redis in production; with no broker configured, kombu's filesystem
 # transport under DATA_DIR so `make run` needs no server at all.
 CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
+# Seconds a web request waits for the broker before it says the job queue is down (publish and connect).
+BROKER_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
+# One quick retry covers a pooled connection the broker closed; more would only make the page wait.
+# (CELERY_BROKER_CONNECTION_RETRY is left on: it is the worker's reconnect loop, not publishing.)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 _queue_dir = DATA_DIR / "celery" / "queue"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -192,6 +198,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
         "store_processed": False,
         "control_folder": str(DATA_DIR / "celery" / "control"),  # kombu's default is ./control
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    # A broker that accepts the connection and then says nothing must not hang a web request:
+    # every read and connect gives up after BROKER_TIMEOUT (the worker's BRPOP waits 1 s, well under).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": BROKER_TIMEOUT,
+        "socket_timeout": BROKER_TIMEOUT,
+        "max_retries": 1,
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -28,6 +29,9 @@ from audit.models import AuditExport, AuditRecord, AuditVerification, Kind
 from registryadmin.guards import overseer_required
 
 PAGE_SIZE = 50
+BROKER_DOWN_MESSAGE = (
+    "The job queue (broker) is unavailable; the export was marked failed — try again when the broker is back."
+)
 SUGGESTED_OUTCOMES = ("granted", "partial", "denied", "auth_failed", "success", "failure", "error", "push", "pull")
 
 
@@ -112,6 +116,8 @@ def exports(request: HttpRequest) -> HttpResponse:
     except ValueError as exc:
         return _invalid_filter(request, FilterError({"format": str(exc)}))
     export = tasks.start_export(audit_filter, fmt, AuditContext.from_request(request))
+    if export.status == "failed":
+        messages.error(request, BROKER_DOWN_MESSAGE)
     return redirect("audit:export", pk=export.pk)
 
 
