@@ -1,12 +1,16 @@
-"""Users: create, change, set or disable the password, delete, sign out of ``docker login``."""
+"""Users: create, change, set or disable the password, delete, sign out of ``docker login`` and the web."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.registry import htpasswd
@@ -82,6 +86,7 @@ def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
     user.save()
     if before["is_active"] and not user.is_active:
         revoke_refresh_tokens(user, "deactivated")
+        after["web_sessions_ended"] = end_web_sessions(user)
     if before["is_active"] != user.is_active or before["username"] != user.username:
         htpasswd.sync_after_commit()
     record_change(
@@ -89,9 +94,32 @@ def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
         "user.update",
         user.username,
         before={k: v for k, v in before.items() if after[k] != v},
-        after={k: v for k, v in after.items() if before[k] != v},
+        after={k: v for k, v in after.items() if before.get(k) != v},
     )
     return user
+
+
+def end_web_sessions(user: User) -> int:
+    """Delete every stored web session of ``user`` (callers hold a transaction); how many there were.
+
+    Django refuses an inactive user's session but honours it again once they are reactivated, so
+    deactivating must end the sessions, not suspend them. A session is an opaque blob: decode the
+    unexpired ones (as many as people signed in now) and delete the user's through the engine, so a
+    cached_db engine forgets them too.
+    """
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not hasattr(store, "get_model_class"):
+        raise ImproperlyConfigured(f"SESSION_ENGINE {settings.SESSION_ENGINE} cannot list the sessions of a user")
+    live = store.get_model_class().objects.filter(expire_date__gt=timezone.now())
+    owner = str(user.pk)
+    keys = [
+        row.session_key
+        for row in live.only("session_key", "session_data").iterator(chunk_size=500)
+        if store().decode(row.session_data).get(SESSION_KEY) == owner
+    ]
+    for key in keys:
+        store(session_key=key).delete()
+    return len(keys)
 
 
 @transaction.atomic
