@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import services
-from accounts.models import Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.models import AuthHold, Grant, PersonalAccessToken, Repository, Robot, User
 from accounts.services import ensure_keys
 from audit import exporting, tasks
 from audit.context import AuditContext
@@ -61,6 +62,7 @@ def pk(key: str) -> Callable[[dict], dict[str, object]]:
 TABLE: dict[str, Row] = {
     "accounts:home": Row(none, SIGNED_IN, None),
     "accounts:my_access": Row(none, SIGNED_IN, None),
+    "accounts:lift_hold": Row(pk("hold"), None, ADMINS),
     "tokens:list": Row(none, SIGNED_IN, None),
     "tokens:new": Row(none, None, SIGNED_IN),
     "tokens:revoke": Row(pk("bob_token"), None, ADMINS),  # bob's own token: bob or an admin, nobody else
@@ -154,6 +156,8 @@ def world(db: None) -> dict[str, object]:
     ensure_keys()
     export = tasks.start_export(AuditFilter(user="bob"), "csv", SYSTEM)
     exporting.run(export.pk)
+    for _ in range(settings.AUTH_FAIL_LIMIT_USER):  # bob mistypes until he is held back
+        services.limits.failed("bob", "192.0.2.7")
     scope = {"type": "repository", "name": "web/secret-app", "requested": ["push"], "granted": [], "denied": ["push"]}
     return {
         **people,
@@ -166,6 +170,7 @@ def world(db: None) -> dict[str, object]:
             Kind.ACCESS, "denied", AuditContext(actor="bob"), repository="web/secret-app", actions=[scope]
         ),
         "export": export,
+        "hold": AuthHold.objects.get(username="bob"),
     }
 
 
