@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import warnings
 
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.utils.http import parse_header_parameters
@@ -25,11 +26,15 @@ def usable_charset(name: str) -> bool:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):
         return False
-    if not getattr(info, "_is_text_encoding", True):
-        return False
+    if not getattr(info, "_is_text_encoding", True) or info.name.endswith("escape"):
+        return False  # the *_escape codecs read backslashes: no form or query string means that
     try:
-        return _ASCII.decode(info.name) == _ASCII.decode("ascii")
-    except (UnicodeError, LookupError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unicode_escape warns about the escapes in the probe
+            # Django's query parser decodes with errors="replace": a codec must take that too (idna does not).
+            probe = _ASCII.decode(info.name, "replace")
+            return probe == _ASCII.decode("ascii") and b"%\xff".decode(info.name, "replace") is not None
+    except (UnicodeError, LookupError, ValueError, TypeError):
         return False
 
 
