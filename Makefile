@@ -12,7 +12,8 @@ install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+	  || { echo "python-ldap builds from source: apt-get install gcc libldap2-dev libsasl2-dev" >&2; exit 1; }
 	@touch $(STAMP)
 
 run: install
