@@ -2,6 +2,10 @@
 # Build stage: compile wheels so the runtime image needs no compiler.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
+# python-ldap has no wheels for Linux: it compiles against OpenLDAP's and Cyrus SASL's headers.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev libldap2-dev libsasl2-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt
 
@@ -12,6 +16,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=/data \
     STATIC_ROOT=/app/staticfiles \
     PORT=8000
+# The shared libraries the python-ldap wheel links against (bookworm's OpenLDAP 2.5).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libldap-2.5-0 libsasl2-2 \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 registryadmin \
  && useradd --system --uid 10001 --gid registryadmin --home-dir /app --shell /usr/sbin/nologin registryadmin
 WORKDIR /app
