@@ -56,6 +56,9 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) 
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not _hashable(key):
+            line = key_node.start_mark.line + 1
+            raise PolicyError([f"line {line}: a key must be a plain value, not {type(key).__name__}"])
         if key in seen:
             line = key_node.start_mark.line + 1
             raise PolicyError([f"line {line}: duplicate key {key!r}"])
@@ -102,9 +105,41 @@ def _keys(where: str, entry: Any, allowed: set[str], required: set[str], errors:
     return True
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _strings(where: str, entry: dict[str, Any], keys: tuple[str, ...], errors: list[str]) -> None:
+    """Names, patterns and roles are text: a YAML date, number, boolean or list there is an error."""
+    for key in keys:
+        if key in entry and not isinstance(entry[key], str):
+            errors.append(f"{where}: {key} must be a string, not {_kind(entry[key])} ({entry[key]!r})")
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
+    if isinstance(value, datetime | date):
+        return "a date (quote it)"
+    return names.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def _list(where: str, entry: dict[str, Any], key: str, errors: list[str]) -> list[Any]:
+    value = entry.get(key) or []
+    if not isinstance(value, list):
+        errors.append(f"{where}: {key} must be a list, not {_kind(value)}")
+        return []
+    return value
+
+
 def _unique(where: str, names: list[Any], errors: list[str]) -> None:
     seen: set[Any] = set()
     for name in names:
+        if not _hashable(name):
+            continue  # already reported as the wrong type
         if name in seen:
             errors.append(f"{where}: {name!r} is listed twice")
         seen.add(name)
@@ -121,9 +156,7 @@ def _check_users(users: list[Any], errors: list[str]) -> None:
         for flag in USER_FLAGS:
             if flag in user and not isinstance(user[flag], bool):
                 errors.append(f"{where}: {flag} must be true or false")
-        for text in ("email", "password"):
-            if text in user and not isinstance(user[text], str):
-                errors.append(f"{where}: {text} must be a string")
+        _strings(where, user, ("email", "password"), errors)
     _unique("users", [u.get("username") for u in users if isinstance(u, dict)], errors)
 
 
@@ -132,15 +165,17 @@ def _check_teams(teams: list[Any], errors: list[str]) -> None:
         where = f"teams[{i}]"
         if not _keys(where, team, TEAM_KEYS, {"name"}, errors):
             continue
+        _strings(where, team, ("name", "description"), errors)
         where = f"{where} ({team.get('name')})"
-        members = team.get("members") or []
+        members = _list(where, team, "members", errors)
         for j, member in enumerate(members):
             mwhere = f"{where}.members[{j}]"
             if _keys(mwhere, member, MEMBER_KEYS, {"user"}, errors):
-                if member.get("role", TeamRole.MEMBER) not in TeamRole.values:
+                _strings(mwhere, member, ("user", "role"), errors)
+                if _hashable(member.get("role")) and member.get("role", TeamRole.MEMBER) not in TeamRole.values:
                     errors.append(f"{mwhere}: role must be maintainer or member")
         _unique(f"{where}.members", [m.get("user") for m in members if isinstance(m, dict)], errors)
-        grants = team.get("grants") or []
+        grants = _list(where, team, "grants", errors)
         for j, grant in enumerate(grants):
             _check_grant(f"{where}.grants[{j}]", grant, TEAM_GRANT_KEYS, errors, top_level=False)
         _unique(
@@ -156,11 +191,12 @@ def _check_grant(where: str, grant: Any, allowed: set[str], errors: list[str], *
         return
     if top_level and ("user" in grant) == ("team" in grant):
         errors.append(f"{where}: give exactly one of user or team")
+    _strings(where, grant, ("user", "team", "repository", "role", "registry", "managed_by"), errors)
     try:
         validate_pattern(str(grant.get("repository", "")))
     except InvalidName as exc:
         errors.append(f"{where}: {exc}")
-    if grant.get("role") not in Role.values:
+    if not _hashable(grant.get("role")) or grant.get("role") not in Role.values:
         errors.append(f"{where}: role must be read, write or admin")
     if "expires" in grant:
         try:
@@ -174,6 +210,7 @@ def _check_repositories(repositories: list[Any], errors: list[str]) -> None:
         where = f"repositories[{i}]"
         if not _keys(where, repo, REPOSITORY_KEYS, {"name"}, errors):
             continue
+        _strings(where, repo, ("name", "registry"), errors)
         try:
             validate_repository_name(str(repo.get("name", "")))
         except InvalidName as exc:

@@ -158,5 +158,11 @@ def registry_events(request: HttpRequest, service: str) -> JsonResponse:
     except DatabaseError:
         return _error(503, "could not store events; the registry will retry")
     return JsonResponse(
-        {"stored": result.stored, "duplicates": result.duplicates, "blobs": result.blobs, "ignored": result.ignored}
+        {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "blobs": result.blobs,
+            "ignored": result.ignored,
+            "rejected": result.rejected,  # malformed events, logged; the good ones in the envelope are stored
+        }
     )

@@ -44,7 +44,7 @@ CHARSETS = (
     "utf-16",
     "utf-32",
     "cp500",  # EBCDIC: a text encoding, but not one that reads ASCII as ASCII
-    # "idna" left out: it is a 500 today (registryadmin/handler.py), pinned by an xfail test in test_fuzz_filters.
+    "idna",  # its decoder refuses errors="replace": refused like the binary codecs
     "punycode",
     "undefined",
     "unicode_escape",
@@ -58,15 +58,6 @@ def mostly(good: st.SearchStrategy[T], bad: st.SearchStrategy[T], odds: int = 4)
     """``good`` about ``odds`` times in ``odds + 1``: junk everywhere would stop every example at the first check."""
     # one_of() would merge identical branches; a sampled flag keeps the odds.
     return st.sampled_from([True] * odds + [False]).flatmap(lambda use_good: good if use_good else bad)
-
-
-def known_500(media: str) -> bool:
-    """Content types that are a 500 today in a module this suite does not own; pinned by strict xfail tests.
-
-    ``charset=idna``: ``registryadmin.handler.usable_charset`` accepts it, but its decoder refuses
-    ``errors="replace"``, which Django's QueryDict uses for a %-escape (test_fuzz_filters).
-    """
-    return "idna" in media.lower()
 
 
 @contextmanager

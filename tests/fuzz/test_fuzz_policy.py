@@ -16,7 +16,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from hypothesis import event, given, reject
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from accounts import policy, services
@@ -144,23 +144,8 @@ policy_text = st.one_of(
 # --- properties ---------------------------------------------------------------------------
 
 
-# Today a value of the wrong shape inside an entry is a TypeError, not a PolicyError (accounts/policy.py:
-# ``_unique`` and ``_mapping`` hash names and keys, ``_check_teams`` iterates members and grants unchecked).
-# Pinned by the strict xfail tests below; these examples are set aside so that fuzzing finds anything else.
-KNOWN_TYPE_ERRORS = ("unhashable type", "object is not iterable")
-
-
-def _known(exc: TypeError) -> bool:
-    return any(text in str(exc) for text in KNOWN_TYPE_ERRORS)
-
-
 def _load(text: str) -> dict[str, list[dict[str, Any]]]:
-    try:
-        return policy.load(text)
-    except TypeError as exc:
-        if _known(exc):
-            reject()
-        raise
+    return policy.load(text)
 
 
 @FUZZ
@@ -180,12 +165,7 @@ def test_load_returns_a_policy_or_raises_policy_error(text: str) -> None:
 def _apply(path: Path, text: str, *flags: str) -> str:
     path.write_text(text, encoding="utf-8")
     out = io.StringIO()
-    try:
-        call_command("apply_policy", str(path), *flags, stdout=out, stderr=io.StringIO())
-    except TypeError as exc:
-        if _known(exc):
-            reject()
-        raise
+    call_command("apply_policy", str(path), *flags, stdout=out, stderr=io.StringIO())
     return out.getvalue()
 
 
@@ -210,34 +190,26 @@ def test_apply_policy_applies_or_refuses_and_changes_nothing(
             assert _apply(path, text, "--dry-run") == "", "an applied policy plans no change the second time"
 
 
-KNOWN_BUG = "accounts/policy.py trusts the shape of a nested value: TypeError instead of PolicyError"
-
-
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=KNOWN_BUG)
 def test_a_list_as_a_username_is_a_policy_error() -> None:
     with pytest.raises(policy.PolicyError):
         policy.load("users:\n- username: []\n")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=KNOWN_BUG)
 def test_a_list_as_a_mapping_key_is_a_policy_error() -> None:
     with pytest.raises(policy.PolicyError):
         policy.load("? [a, b]\n: 1\n")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=KNOWN_BUG)
 def test_members_that_are_not_a_list_are_a_policy_error() -> None:
     with pytest.raises(policy.PolicyError):
         policy.load("teams:\n- name: web\n  members: true\n")
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=KNOWN_BUG)
 def test_a_date_as_a_team_name_is_refused(world: None, tmp_path: Path) -> None:
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="name must be a string, not a date"):
         _apply(tmp_path / "policy.yml", "teams:\n- name: 2000-01-01\n")
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG + " (a team named False, planned again on every run)")
 def test_a_boolean_as_a_team_name_is_refused(world: None, tmp_path: Path) -> None:
     with pytest.raises(CommandError):
         _apply(tmp_path / "policy.yml", "teams:\n- name: false\n")

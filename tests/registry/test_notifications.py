@@ -87,7 +87,7 @@ def test_both_media_types_of_the_envelope_are_accepted(client: Client, bearer: s
 def test_a_retried_event_is_stored_once(client: Client, bearer: str) -> None:
     post(client, [event("e1")], bearer)
     response = post(client, [event("e1"), event("e2", action="pull")], bearer)
-    assert response.json() == {"stored": 1, "duplicates": 1, "blobs": 0, "ignored": 0}
+    assert response.json() == {"stored": 1, "duplicates": 1, "blobs": 0, "ignored": 0, "rejected": 0}
     assert AuditRecord.objects.filter(kind="registry_event").count() == 2
 
 
@@ -125,7 +125,7 @@ def test_a_malformed_envelope_is_400(client: Client, bearer: str, body: bytes) -
 
 def test_junk_events_are_ignored_not_fatal(client: Client, bearer: str) -> None:
     response = post(client, [{"id": "x"}, "nonsense", {"id": "y", "action": "frob", "target": {}}, event("ok")], bearer)
-    assert response.json() == {"stored": 1, "duplicates": 0, "blobs": 0, "ignored": 3}
+    assert response.json() == {"stored": 1, "duplicates": 0, "blobs": 0, "ignored": 3, "rejected": 0}
 
 
 def test_only_post_is_accepted(client: Client, bearer: str) -> None:
