@@ -266,7 +266,7 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
     import psycopg
     from django.db import connections
 
-    from audit.chain import head_checkpoint, link
+    from audit.chain import head_checkpoint, link, segment_link, tip_checkpoint
 
     url = os.environ["DATABASE_URL"]
     now = datetime.now(UTC)
@@ -315,12 +315,33 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
                     _log(f"seed: {min(done * CHUNK, rows):,}/{rows:,} rows copied ({rate:,.0f} rows/s)")
         timings["copy_s"] = time.perf_counter() - started
         mark = time.perf_counter()
+        # Segments are linked into the chain of segments in name order, as the sealer links them.
+        segment_rows, previous, previous_link = [], "", ""
+        for position, name in enumerate(sorted(heads), start=1):
+            count, head = heads[name]
+            chained = segment_link(position, name, previous, previous_link)
+            segment_rows.append(
+                (name, count, head, now, head_checkpoint(name, count, head), position, previous, chained)
+            )
+            previous, previous_link = name, chained
         with records_conn.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO audit_auditsegment (name, count, head, updated_at, dropped_at, checkpoint) "
-                "VALUES (%s, %s, %s, %s, NULL, %s)",
-                [(name, count, head, now, head_checkpoint(name, count, head)) for name, (count, head) in heads.items()],
+                "INSERT INTO audit_auditsegment (name, count, head, updated_at, dropped_at, checkpoint, position, "
+                "previous, link) VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, %s)",
+                segment_rows,
             )
+            if segment_rows:
+                cursor.execute(
+                    "INSERT INTO audit_auditsegmentchain (id, count, segment, link, checkpoint, updated_at) "
+                    "VALUES (1, %s, %s, %s, %s, %s)",
+                    [
+                        len(segment_rows),
+                        previous,
+                        previous_link,
+                        tip_checkpoint(len(segment_rows), previous, previous_link),
+                        now,
+                    ],
+                )
         records_conn.execute("SELECT setval(pg_get_serial_sequence('audit_auditrecord', 'id'), %s)", [max(rows, 1)])
         records_conn.execute(
             "INSERT INTO audit_auditrollup (hour, kind, outcome, registry, repository, actor, ip, count) "
