@@ -21,9 +21,21 @@ class User(AbstractUser):
     # bcrypt ($2y$) of the password, kept beside Django's hash for registries in htpasswd
     # mode; empty when unknown (the user must set a password again for htpasswd mode).
     htpasswd_hash = models.CharField(max_length=100, blank=True, editable=False)
+    # Directory (LDAP) users: the DN of their entry. Set = directory-managed: the password is the
+    # directory's (Django's hash is unusable), email and names follow the directory.
+    directory_dn = models.CharField(max_length=1024, blank=True, editable=False)
+    # Which flags the directory gave (LDAP_ADMIN_GROUP / LDAP_AUDITOR_GROUP): the sync takes back only those.
+    admin_from_directory = models.BooleanField(default=False, editable=False)
+    auditor_from_directory = models.BooleanField(default=False, editable=False)
+    # When the sync deactivated them because they vanished from the directory (it reactivates them if they return).
+    directory_missing_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    @property
+    def from_directory(self) -> bool:
+        return bool(self.directory_dn)
 
 
 class AuthMode(models.TextChoices):
@@ -68,12 +80,40 @@ class TeamRole(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+ROLE_RANK = {TeamRole.MEMBER: 1, TeamRole.MAINTAINER: 2}
+
+
+class DirectoryGroup(models.Model):
+    """A directory group whose members belong to a team with ``role`` (kept by the directory sync).
+
+    ``dn`` is stored normalized (lower case, no spaces around separators), as the sync compares it.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="directory_groups")
+    dn = models.CharField(max_length=1024)
+    role = models.CharField(max_length=12, choices=TeamRole.choices, default=TeamRole.MEMBER)
+
+    class Meta:
+        ordering = ["team__name", "dn"]
+        constraints = [models.UniqueConstraint(fields=["team", "dn"], name="directory_group_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.dn} -> {self.team} ({self.role})"
+
+
 class Membership(models.Model):
-    """A user's role in a team."""
+    """A user's role in a team: the highest of its sources.
+
+    Sources: ``local_role`` (set in the dashboard, policy or admin; blank = none) and each directory
+    group (``sources``) the user is in. Leaving a group removes only that source; the row goes when
+    no source is left.
+    """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=12, choices=TeamRole.choices, default=TeamRole.MEMBER)
+    local_role = models.CharField(max_length=12, choices=TeamRole.choices, blank=True, default="")
+    directory_groups = models.ManyToManyField(DirectoryGroup, blank=True, related_name="memberships")
 
     class Meta:
         ordering = ["team__name", "user__username"]
@@ -81,6 +121,11 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+    def effective_role(self, directory_roles: list[str]) -> str | None:
+        """The highest of the local role and ``directory_roles``; None when there is no source."""
+        roles = [r for r in [self.local_role, *directory_roles] if r]
+        return max(roles, key=lambda r: ROLE_RANK[r]) if roles else None
 
 
 class Repository(models.Model):

@@ -52,26 +52,60 @@ def delete_team(team: Team, *, context: AuditContext) -> None:
 
 @transaction.atomic
 def set_membership(team: Team, user: User, role: str, *, context: AuditContext) -> Membership:
-    """Add ``user`` to ``team`` with ``role``, or change the role they have."""
+    """Give ``user`` the local role ``role`` in ``team`` (directory groups may give a higher one)."""
     if role not in TeamRole.values:
         raise ValidationError({"role": f"Unknown team role {role!r}; use maintainer or member."})
     membership, created = Membership.objects.select_for_update().get_or_create(
-        team=team, user=user, defaults={"role": role}
+        team=team, user=user, defaults={"role": role, "local_role": role}
     )
     target = f"{user.username} in {team.name}"
     if created:
         record_change(context, "membership.add", target, after={"role": role})
-    elif membership.role != role:
-        before = membership.role
-        membership.role = role
-        membership.save(update_fields=["role"])
-        record_change(context, "membership.change", target, before={"role": before}, after={"role": role})
+        return membership
+    before = {"role": membership.role, "local_role": membership.local_role}
+    membership.local_role = role
+    membership.role = membership.effective_role(directory_roles(membership)) or role
+    after = {"role": membership.role, "local_role": role}
+    if after != before:
+        membership.save(update_fields=["role", "local_role"])
+        action = "membership.change" if before["local_role"] else "membership.add"
+        record_change(context, action, target, before=_shown(before), after=_shown(after))
     return membership
 
 
 @transaction.atomic
 def remove_membership(membership: Membership, *, context: AuditContext) -> None:
+    """Remove the local source of ``membership``; the row goes unless a directory group still gives one."""
+    membership = Membership.objects.select_for_update().select_related("team", "user").get(pk=membership.pk)
     target = f"{membership.user.username} in {membership.team.name}"
-    role = membership.role
-    membership.delete()
-    record_change(context, "membership.remove", target, before={"role": role})
+    before = {"role": membership.role, "local_role": membership.local_role}
+    remaining = directory_roles(membership)
+    if not remaining:
+        membership.delete()
+        record_change(context, "membership.remove", target, before=_shown(before))
+        return
+    if not membership.local_role:
+        raise ValidationError(
+            f"{target} comes only from directory groups; change the group in the directory, not here."
+        )
+    membership.local_role = ""
+    membership.role = membership.effective_role(remaining) or before["role"]
+    membership.save(update_fields=["role", "local_role"])
+    record_change(
+        context,
+        "membership.remove",
+        target,
+        before=_shown(before),
+        after={"role": membership.role, "local_role": None, "kept_by": "directory group"},
+    )
+
+
+def directory_roles(membership: Membership) -> list[str]:
+    return list(membership.directory_groups.values_list("role", flat=True))
+
+
+def _shown(state: dict[str, str]) -> dict[str, str | None]:
+    """Audit state: the local role only when it differs from the effective one (no directory source = same)."""
+    if state["local_role"] == state["role"]:
+        return {"role": state["role"]}
+    return {"role": state["role"], "local_role": state["local_role"] or None}

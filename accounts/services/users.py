@@ -19,6 +19,8 @@ from accounts.services.refresh import revoke_refresh_tokens
 from audit.context import AuditContext
 from audit.services import record_change
 
+DIRECTORY_FIELDS = ("username", "email", "first_name", "last_name")
+
 
 def _check_password(password: str, user: User | None, *, validate: bool) -> None:
     if len(password.encode()) > 72:
@@ -69,13 +71,22 @@ def create_user(
 
 
 @transaction.atomic
-def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
-    """Change profile fields and flags (not the password: see ``set_password``)."""
+def update_user(user: User, *, context: AuditContext, from_directory: bool = False, **changes: Any) -> User:
+    """Change profile fields and flags (not the password: see ``set_password``).
+
+    A directory user's name, email and names follow the directory: only the directory sync
+    (``from_directory``) changes them.
+    """
     unknown = set(changes) - set(USER_FIELDS)
     if unknown:
         raise ValueError(f"update_user cannot change {', '.join(sorted(unknown))}")
     user = User.objects.select_for_update().get(pk=user.pk)
     before = user_state(user)
+    followed = sorted(f for f in DIRECTORY_FIELDS if f in changes and changes[f] != before[f])
+    if user.directory_dn and followed and not from_directory:
+        raise ValidationError(
+            {f: f"{user.username} is a directory user: this follows the directory." for f in followed}
+        )
     for field, value in changes.items():
         setattr(user, field, value)
     user.is_staff = user.is_superuser
@@ -83,6 +94,8 @@ def update_user(user: User, *, context: AuditContext, **changes: Any) -> User:
     after = user_state(user)
     if before == after:
         return user
+    if before["is_active"] and not user.is_active and user.directory_dn:
+        user.set_unusable_password()  # a new marker: every remembered directory bind of theirs misses now
     user.save()
     if before["is_active"] and not user.is_active:
         revoke_refresh_tokens(user, "deactivated")
@@ -125,6 +138,10 @@ def end_web_sessions(user: User) -> int:
 @transaction.atomic
 def set_password(user: User, password: str, *, context: AuditContext, validate: bool = True) -> None:
     """Set a user's password. The audit record says it changed, never what to."""
+    if user.directory_dn:
+        raise ValidationError(
+            {"password": f"{user.username} signs in with their directory password; change it in the directory."}
+        )
     _check_password(password, user, validate=validate)
     user.set_password(password)
     user.htpasswd_hash = htpasswd.hash_password(password)
