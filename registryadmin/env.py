@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
+import ldap
+import ldap.dn
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
@@ -219,3 +222,53 @@ def envcrontab(name: str, default: str) -> crontab:
         return crontab(minute, hour, day_of_week, day_of_month, month_of_year)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}={spec!r} is not a valid crontab: {exc}") from None
+
+
+def envldapuri(name: str) -> str:
+    """One or more space-separated ldap://, ldaps:// or ldapi:// URIs; empty = LDAP off."""
+    value = envstr(name, "")
+    for uri in value.split():
+        scheme, sep, rest = uri.partition("://")
+        if not sep or scheme.lower() not in {"ldap", "ldaps", "ldapi"} or (scheme.lower() != "ldapi" and not rest):
+            raise ImproperlyConfigured(f"{name}={value!r}: use ldap://host:389, ldaps://host:636 or ldapi://.")
+    return value
+
+
+def envdn(name: str, *, required: bool = False) -> str:
+    """A distinguished name such as ou=people,dc=example,dc=org, checked by python-ldap's parser."""
+    value = envstr(name, "")
+    if not value:
+        if required:
+            raise ImproperlyConfigured(
+                f"{name} is required when LDAP_SERVER_URI is set (e.g. ou=people,dc=example,dc=org)."
+            )
+        return ""
+    if not ldap.dn.is_dn(value) or "=" not in value:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a distinguished name (e.g. ou=people,dc=example,dc=org).")
+    return value
+
+
+USER_FILTER_ATTRIBUTE = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*%\(user\)s\s*\)")
+
+
+def envldapfilter(name: str, default: str) -> str:
+    """An LDAP filter holding ``(attribute=%(user)s)``: the attribute is the username (the sync lists people by it)."""
+    value = envstr(name, default)
+    if value.count("(") != value.count(")") or not value.startswith("(") or not USER_FILTER_ATTRIBUTE.search(value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} must be an LDAP filter holding (attribute=%(user)s), e.g. (uid=%(user)s)."
+        )
+    try:
+        value % {"user": "x"}
+    except (KeyError, ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: the only placeholder allowed is %(user)s (write % as %%)."
+        ) from None
+    return value
+
+
+def envreadablefile(name: str) -> str:
+    value = envstr(name, "")
+    if value and not os.access(value, os.R_OK):
+        raise ImproperlyConfigured(f"{name}={value!r} cannot be read.")
+    return value

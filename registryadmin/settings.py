@@ -5,16 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import ldap
+from django_auth_ldap.config import LDAPSearch
+
 from registryadmin.env import (
+    USER_FILTER_ATTRIBUTE,
     cache_config,
     database_config,
     envbool,
     envchoice,
     envcrontab,
+    envdn,
     envfilemode,
     envint,
+    envldapfilter,
+    envldapuri,
     envlist,
     envnetworks,
+    envreadablefile,
     envsecret,
     envstr,
     envurl,
@@ -136,6 +144,68 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHE_URL = envsecret("CACHE_URL") or "db://"
 CACHES = {"default": cache_config(CACHE_URL)}
 
+# Directory (LDAP) sign-in, groups to teams and the sync; off while LDAP_SERVER_URI is unset.
+# See accounts/services/directory.py and the README's "Directory users".
+LDAP_SERVER_URI = envldapuri("LDAP_SERVER_URI")
+LDAP_ENABLED = bool(LDAP_SERVER_URI)
+LDAP_BIND_DN = envdn("LDAP_BIND_DN")
+LDAP_BIND_PASSWORD = envsecret("LDAP_BIND_PASSWORD") or ""
+LDAP_USER_SEARCH_BASE = envdn("LDAP_USER_SEARCH_BASE", required=LDAP_ENABLED)
+LDAP_USER_FILTER = envldapfilter("LDAP_USER_FILTER", "(uid=%(user)s)")
+LDAP_USERNAME_ATTR = USER_FILTER_ATTRIBUTE.search(LDAP_USER_FILTER).group(1)  # type: ignore[union-attr]
+LDAP_GROUP_SEARCH_BASE = envdn("LDAP_GROUP_SEARCH_BASE")
+LDAP_GROUP_TYPE = envchoice(
+    "LDAP_GROUP_TYPE", "groupOfNames", ("groupOfNames", "groupOfUniqueNames", "posixGroup", "activeDirectory")
+)
+LDAP_START_TLS = envbool("LDAP_START_TLS", False)
+LDAP_CA_FILE = envreadablefile("LDAP_CA_FILE")
+LDAP_ATTR_EMAIL = envstr("LDAP_ATTR_EMAIL", "mail")
+LDAP_ATTR_FIRST_NAME = envstr("LDAP_ATTR_FIRST_NAME", "givenName")
+LDAP_ATTR_LAST_NAME = envstr("LDAP_ATTR_LAST_NAME", "sn")
+LDAP_TIMEOUT = envint("LDAP_TIMEOUT", 5, minimum=1, maximum=300)
+LDAP_BIND_CACHE_TTL = envint("LDAP_BIND_CACHE_TTL", 60, minimum=0, maximum=86400)
+LDAP_DEACTIVATE_MISSING = envbool("LDAP_DEACTIVATE_MISSING", True)
+LDAP_ADMIN_GROUP = envdn("LDAP_ADMIN_GROUP")
+LDAP_AUDITOR_GROUP = envdn("LDAP_AUDITOR_GROUP")
+if LDAP_ENABLED and (LDAP_ADMIN_GROUP or LDAP_AUDITOR_GROUP) and not LDAP_GROUP_SEARCH_BASE:
+    LDAP_GROUP_SEARCH_BASE = envdn("LDAP_GROUP_SEARCH_BASE", required=True)  # names the missing variable
+# What each group type stores its members in, and the filter that finds groups (the sync reads them itself).
+LDAP_GROUP_MEMBER_ATTR = {"groupOfUniqueNames": "uniqueMember", "posixGroup": "memberUid"}.get(
+    LDAP_GROUP_TYPE, "member"
+)
+LDAP_GROUP_FILTER = {
+    "groupOfNames": "(objectClass=groupOfNames)",
+    "groupOfUniqueNames": "(objectClass=groupOfUniqueNames)",
+    "posixGroup": "(objectClass=posixGroup)",
+    "activeDirectory": "(objectClass=*)",  # AD's groups are objectClass=group; nested through member
+}[LDAP_GROUP_TYPE]
+
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if LDAP_ENABLED:
+    AUTHENTICATION_BACKENDS.append("accounts.services.directory.DirectoryBackend")
+    # django-auth-ldap reads these; they are derived from the LDAP_* names above, never set directly.
+    AUTH_LDAP_SERVER_URI = LDAP_SERVER_URI
+    AUTH_LDAP_BIND_DN = LDAP_BIND_DN
+    AUTH_LDAP_BIND_PASSWORD = LDAP_BIND_PASSWORD
+    AUTH_LDAP_USER_SEARCH = LDAPSearch(LDAP_USER_SEARCH_BASE, ldap.SCOPE_SUBTREE, LDAP_USER_FILTER)
+    AUTH_LDAP_USER_ATTR_MAP = {
+        "email": LDAP_ATTR_EMAIL,
+        "first_name": LDAP_ATTR_FIRST_NAME,
+        "last_name": LDAP_ATTR_LAST_NAME,
+    }
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_START_TLS = LDAP_START_TLS
+    # A directory that drops packets must never hang a worker: connect and every operation time out.
+    AUTH_LDAP_CONNECTION_OPTIONS = {
+        ldap.OPT_NETWORK_TIMEOUT: LDAP_TIMEOUT,
+        ldap.OPT_TIMEOUT: LDAP_TIMEOUT,
+        ldap.OPT_REFERRALS: 0,
+    }
+    if LDAP_CA_FILE:
+        AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_CACERTFILE] = LDAP_CA_FILE
+        AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND
+        AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_NEWCTX] = 0  # last: applies the TLS options above
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -243,6 +313,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 240},
     },
 }
+_sync_ldap = envcrontab("SCHEDULE_SYNC_LDAP", "0 * * * *")
+if LDAP_ENABLED:
+    CELERY_BEAT_SCHEDULE["sync-ldap"] = {
+        "task": "accounts.tasks.sync_ldap",
+        "schedule": _sync_ldap,
+        "options": {"expires": 3000},
+    }
 
 LOGGING = {
     "version": 1,

@@ -6,12 +6,12 @@ commands, the admin site and Celery tasks all call these; none saves models
 directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
-``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``; shared helpers in
+``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``; shared helpers in
 ``_common``). They import from ``_common`` and from each other, never from this
 package; callers import from here (``from accounts import services``).
 """
 
-from accounts.services import limits
+from accounts.services import directory, directory_sync, limits
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     create_access_token,
@@ -73,6 +73,8 @@ __all__ = [
     "delete_repository",
     "delete_team",
     "delete_user",
+    "directory",
+    "directory_sync",
     "disable_password",
     "ensure_keys",
     "ensure_repository",
