@@ -26,3 +26,11 @@ def purge_expired_grants() -> int:
 def sync_htpasswd() -> int:
     """Safety net: rewrite htpasswd files (also drops robots whose expiry has passed)."""
     return run_job("sync_htpasswd", lambda: {"files": htpasswd.sync_all()})["files"]
+
+
+@shared_task(name="accounts.tasks.sync_ldap")
+def sync_ldap() -> dict:
+    """Directory groups to team memberships for everyone, vanished people deactivated (LDAP_SERVER_URI set)."""
+    if not services.directory.enabled():
+        return run_job("sync_ldap", lambda: {"skipped": "LDAP_SERVER_URI is not set"})
+    return run_job("sync_ldap", lambda: services.directory_sync.sync_all().summary())

@@ -91,7 +91,11 @@ def current_entries(now: datetime | None = None) -> list[tuple[str, str]]:
     everyone else's change, a deactivation above all.
     """
     now = now or timezone.now()
-    users = User.objects.filter(is_active=True).exclude(htpasswd_hash="").values_list("username", "htpasswd_hash")
+    users = (
+        User.objects.filter(is_active=True, directory_dn="")  # directory users have no hash here
+        .exclude(htpasswd_hash="")
+        .values_list("username", "htpasswd_hash")
+    )
     robots = (
         Robot.objects.filter(revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
@@ -118,13 +122,16 @@ def path_for(registry: Registry) -> Path:
 
 
 def users_without_hash(limit: int | None = None) -> list[str]:
-    """Active users who must set their password again before htpasswd mode can know them (the first ``limit``)."""
-    users = User.objects.filter(is_active=True, htpasswd_hash="").order_by("username")
+    """Active local users who must set their password again before htpasswd mode can know them (the first ``limit``).
+
+    Directory users are left out: they have no password here to hash, so htpasswd mode never knows them.
+    """
+    users = User.objects.filter(is_active=True, htpasswd_hash="", directory_dn="").order_by("username")
     return list(users.values_list("username", flat=True)[:limit])
 
 
 def count_users_without_hash() -> int:
-    return User.objects.filter(is_active=True, htpasswd_hash="").count()
+    return User.objects.filter(is_active=True, htpasswd_hash="", directory_dn="").count()
 
 
 @contextmanager

@@ -45,6 +45,7 @@ class Failure:
     reason: str
     subject_type: str = SubjectType.USER
     credential: str = ""
+    status: int = 401  # 503 when the directory cannot answer (not the client's fault: not counted as a guess)
 
 
 ANONYMOUS_IDENTITY = Identity(ANONYMOUS, SubjectType.ANONYMOUS)
@@ -74,6 +75,8 @@ def identify(
         return _access_token(username, password, context)
     result = check_password(username, password)
     if not result.ok:
+        if result.reason == "directory_unavailable":
+            return Failure(f"directory unavailable: {result.detail}", status=503)
         return Failure("user is inactive" if result.reason == "inactive" else "bad username or password")
     refresh = services.new_refresh_token(result.user, service, client_id) if offline else None
     return _user_identity(result.user, refresh_token=refresh)

@@ -7,6 +7,9 @@ password hash, so a password change misses the cache at once; ``is_active``
 is read from the row on every request, so deactivation is immediate too. A
 hit skips only the hash check, never the permission engine.
 
+Directory users (LDAP) are checked by their directory bind instead, remembered in the shared cache
+(``services.directory``); local users keep this per-process cache.
+
 Was ``accounts/credentials.py`` before the layout split.
 """
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.hashers import make_password
 
+from accounts import services
 from accounts.models import User
 
 CACHE_SECONDS = 60.0
@@ -33,7 +37,8 @@ MAX_PASSWORD = 1024
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     user: User | None
-    reason: str = ""  # why it failed: "unknown_or_bad_password", "inactive", "malformed"
+    reason: str = ""  # why it failed: "unknown_or_bad_password", "inactive", "malformed", "directory_unavailable"
+    detail: str = ""  # for the access record: what the directory said when it could not answer
 
     @property
     def ok(self) -> bool:
@@ -82,7 +87,9 @@ def check_password(username: str, password: str) -> AuthResult:
     if not username or len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD or "\0" in username:
         make_password(password[:MAX_PASSWORD])
         return AuthResult(None, "malformed")
-    user = User.objects.filter(username=username).first()
+    user, directory = services.directory.resolve(username)
+    if directory:
+        return _directory_password(username, password, user)
     if user is None:
         make_password(password)  # same cost as a real check
         return AuthResult(None, "unknown_or_bad_password")
@@ -99,3 +106,14 @@ def check_password(username: str, password: str) -> AuthResult:
     if not user.is_active:
         return AuthResult(None, "inactive")
     return AuthResult(user)
+
+
+def _directory_password(username: str, password: str, user: User | None) -> AuthResult:
+    """A directory person (README "Directory users"): their bind, remembered in the shared cache."""
+    try:
+        outcome = services.directory.check_password(username, password, user=user)
+    except services.directory.DirectoryUnavailable as exc:
+        return AuthResult(None, "directory_unavailable", str(exc))
+    if outcome.user is None:
+        return AuthResult(None, "inactive" if outcome.reason == "inactive" else "unknown_or_bad_password")
+    return AuthResult(outcome.user)

@@ -89,7 +89,7 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
     )
     if isinstance(identity, Failure):
         outcome = _refuse(
-            401,
+            identity.status,
             "auth_failed",
             identity.reason,
             context,
@@ -99,7 +99,8 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
             subject_type=identity.subject_type,
             credential=identity.credential,
         )
-        if counted and "retry_of" not in outcome.record_detail:  # containerd's GET retry is the same guess
+        # containerd's GET retry is the same guess; a directory that cannot answer is nobody's guess
+        if counted and identity.status == 401 and "retry_of" not in outcome.record_detail:
             services.limits.failed(limit_name, context.ip)
         return outcome
     if counted:
@@ -276,6 +277,10 @@ def _refuse(
         message = "authentication failed"
         body = {"errors": [{"code": "UNAUTHORIZED", "message": message}]}
         return TokenOutcome(status, body, challenge=True, record_detail=detail)
+    if status == 503:
+        message = "the user directory cannot be reached; try again shortly"
+        body = {"errors": [{"code": "UNAVAILABLE", "message": message}]}
+        return TokenOutcome(status, body, record_detail=detail, retry_after=services.directory.RETRY_AFTER)
     return TokenOutcome(status, {"errors": [{"code": "INVALID_REQUEST", "message": reason}]}, record_detail=detail)
 
 
