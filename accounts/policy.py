@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from django.contrib.auth.hashers import check_password
+from django.core.exceptions import ValidationError
 
 from accounts import services
 from accounts.access.patterns import InvalidName, validate_pattern, validate_repository_name
@@ -21,8 +22,9 @@ from accounts.models import Grant, Membership, Registry, Repository, Role, Team,
 from audit.context import AuditContext
 
 USER_KEYS = {"username", "email", "password", "active", "admin", "auditor", "catalog"}
-TEAM_KEYS = {"name", "description", "members", "grants"}
+TEAM_KEYS = {"name", "description", "members", "directory_groups", "grants"}
 MEMBER_KEYS = {"user", "role"}
+DIRECTORY_GROUP_KEYS = {"group", "role"}
 TEAM_GRANT_KEYS = {"repository", "role", "expires", "registry"}
 GRANT_KEYS = {"user", "team", "repository", "role", "expires", "registry", "managed_by"}
 REPOSITORY_KEYS = {"name", "public", "registry"}
@@ -175,6 +177,7 @@ def _check_teams(teams: list[Any], errors: list[str]) -> None:
                 if _hashable(member.get("role")) and member.get("role", TeamRole.MEMBER) not in TeamRole.values:
                     errors.append(f"{mwhere}: role must be maintainer or member")
         _unique(f"{where}.members", [m.get("user") for m in members if isinstance(m, dict)], errors)
+        _check_directory_groups(where, _list(where, team, "directory_groups", errors), errors)
         grants = _list(where, team, "grants", errors)
         for j, grant in enumerate(grants):
             _check_grant(f"{where}.grants[{j}]", grant, TEAM_GRANT_KEYS, errors, top_level=False)
@@ -184,6 +187,29 @@ def _check_teams(teams: list[Any], errors: list[str]) -> None:
             errors,
         )
     _unique("teams", [t.get("name") for t in teams if isinstance(t, dict)], errors)
+
+
+def _check_directory_groups(where: str, groups: list[Any], errors: list[str]) -> None:
+    """Each entry's ``group`` becomes the normalized DN, as the mapping stores it and the planner compares it."""
+    seen: dict[str, str] = {}
+    for j, entry in enumerate(groups):
+        gwhere = f"{where}.directory_groups[{j}]"
+        if not _keys(gwhere, entry, DIRECTORY_GROUP_KEYS, {"group"}, errors):
+            continue
+        _strings(gwhere, entry, ("group", "role"), errors)
+        if _hashable(entry.get("role")) and entry.get("role", TeamRole.MEMBER) not in TeamRole.values:
+            errors.append(f"{gwhere}: role must be maintainer or member")
+        if not isinstance(entry.get("group"), str):
+            continue
+        try:
+            dn = services.directory.clean_group_dn(entry["group"])
+        except ValidationError as exc:
+            errors.append(f"{gwhere}: {'; '.join(exc.messages)}")
+            continue
+        if dn in seen:
+            errors.append(f"{gwhere}: {entry['group']!r} is listed twice (also as {seen[dn]!r})")
+        seen[dn] = entry["group"]
+        entry["group"] = dn
 
 
 def _check_grant(where: str, grant: Any, allowed: set[str], errors: list[str], *, top_level: bool) -> None:
@@ -352,18 +378,29 @@ class _Planner:
                 f"team {name}: description",
                 lambda ctx: services.update_team(Team.objects.get(name=name), description=description, context=ctx),
             )
-        self._members(name, team, entry.get("members") or [])
+        groups = {g["group"]: g.get("role", TeamRole.MEMBER) for g in entry.get("directory_groups") or []}
+        # Members first: a local role added here keeps a membership whose directory group goes below.
+        self._members(name, team, entry.get("members") or [], groups)
+        self._directory_groups(name, team, groups)
         self._team_grants(name, team, entry.get("grants") or [])
 
-    def _members(self, team_name: str, team: Team | None, members: list[dict[str, Any]]) -> None:
+    def _members(
+        self, team_name: str, team: Team | None, members: list[dict[str, Any]], groups: dict[str, str]
+    ) -> None:
+        """``members`` lists the local sources only; directory groups keep their memberships."""
         current = {}
         if team is not None:
-            current = {m.user.username: m for m in team.memberships.select_related("user")}
+            current = {
+                m.user.username: m
+                for m in team.memberships.exclude(local_role="")
+                .select_related("user")
+                .prefetch_related("directory_groups")
+            }
         for j, member in enumerate(members):
             user_name, role = member["user"], member.get("role", TeamRole.MEMBER)
             self._check_user(f"team {team_name}.members[{j}]", user_name)
             existing = current.get(user_name)
-            if existing is None or existing.role != role:
+            if existing is None or existing.local_role != role:
                 op = "+" if existing is None else "~"
                 self._add(
                     op,
@@ -375,11 +412,32 @@ class _Planner:
         listed = {m["user"] for m in members}
         for user_name, membership in current.items():
             if user_name not in listed:
+                kept = any(g.dn in groups for g in membership.directory_groups.all())
                 self._add(
                     "-",
-                    f"member {user_name} of team {team_name}",
+                    f"member {user_name} of team {team_name}"
+                    + (" (local role; directory groups keep it)" if kept else ""),
                     lambda ctx, m=membership: services.remove_membership(Membership.objects.get(pk=m.pk), context=ctx),
                 )
+
+    def _directory_groups(self, team_name: str, team: Team | None, groups: dict[str, str]) -> None:
+        current = {g.dn: g.role for g in team.directory_groups.all()} if team is not None else {}
+
+        # The service takes the whole list: each line's call makes every change, the calls after it find
+        # nothing left to do (and record nothing). One line per group keeps the plan readable.
+        def apply(ctx: AuditContext) -> object:
+            return services.directory.set_directory_groups(
+                Team.objects.get(name=team_name), list(groups.items()), context=ctx
+            )
+
+        for dn, role in groups.items():
+            if dn not in current:
+                self._add("+", f"directory group {dn} -> team {team_name} ({role})", apply)
+            elif current[dn] != role:
+                self._add("~", f"directory group {dn} -> team {team_name}: {current[dn]} -> {role}", apply)
+        for dn, role in current.items():
+            if dn not in groups:
+                self._add("-", f"directory group {dn} -> team {team_name} ({role})", apply)
 
     def _team_grants(self, team_name: str, team: Team | None, grants: list[dict[str, Any]]) -> None:
         current = {}
@@ -477,14 +535,19 @@ def export() -> dict[str, list[dict[str, Any]]]:
         for u in User.objects.order_by("username")
     ]
     teams = []
-    for team in Team.objects.prefetch_related("memberships__user", "grants__registry").order_by("name"):
+    prefetched = Team.objects.prefetch_related("memberships__user", "directory_groups", "grants__registry")
+    for team in prefetched.order_by("name"):
         entry: dict[str, Any] = {"name": team.name}
         if team.description:
             entry["description"] = team.description
+        # Only local sources: a directory group's members come back through the group, not this list.
         entry["members"] = [
-            {"user": m.user.username, "role": m.role}
+            {"user": m.user.username, "role": m.local_role}
             for m in sorted(team.memberships.all(), key=lambda m: m.user.username)
+            if m.local_role
         ]
+        if groups := sorted(team.directory_groups.all(), key=lambda g: g.dn):
+            entry["directory_groups"] = [{"group": g.dn, "role": g.role} for g in groups]
         entry["grants"] = [_grant_entry(g) for g in sorted(team.grants.all(), key=lambda g: (g.pattern, g.pk))]
         teams.append(entry)
     grants = [

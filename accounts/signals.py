@@ -39,4 +39,6 @@ def record_signin_failure(
     context = AuditContext.from_request(request) if request is not None else AuditContext()
     username = str(credentials.get("username", ""))[:150]
     context = AuditContext(actor=username, ip=context.ip, user_agent=context.user_agent, request_id=context.request_id)
-    record(Kind.SIGNIN, "failure", context, subject_type=SubjectType.USER)
+    unavailable = getattr(request, "directory_unavailable", "")
+    detail = {"reason": "directory_unavailable", "detail": unavailable} if unavailable else {}
+    record(Kind.SIGNIN, "failure", context, subject_type=SubjectType.USER, detail=detail)

@@ -4,6 +4,8 @@ Everything here asks the engine the token endpoint uses (``decide``, ``explain_m
 subjects loaded as they stand now; the pages only parse the question and render the answer.
 ``audit.views.records`` calls ``subject_for_actor`` and ``refused_scopes`` to explain a refused access
 attempt: a documented one-way dependency (audit -> access), never the other way round.
+A team grant's reason names the directory group behind the membership when there is one, and a
+team's directory groups are listed beside its leads: joining one is another way in.
 Moved from ``accounts/access_views.py`` and ``audit/views.py``.
 """
 
@@ -17,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.access.engine import Subject, decide, explain_missing
-from accounts.access.matrix import matching_patterns
+from accounts.access.matrix import directory_sources, matching_patterns, reason_texts
 from accounts.access.patterns import InvalidName, validate_repository_name
 from accounts.access.scopes import ScopeError, parse_scope
 from accounts.access.subjects import (
@@ -29,20 +31,29 @@ from accounts.access.subjects import (
     subject_for_user,
 )
 from accounts.constants import ACTIONS, ROBOT_LOGIN_PREFIX
-from accounts.models import Grant, Membership, PersonalAccessToken, TeamRole, User
+from accounts.models import DirectoryGroup, Grant, Membership, PersonalAccessToken, TeamRole, User
 
 # --- "why denied?": one question about one subject ---------------------------------
 
 
 @dataclass(frozen=True)
 class TeamAccess:
-    """A team whose grant matches a repository, and the leads who can change it."""
+    """A team whose grant matches a repository, the leads who can change it, and its directory groups."""
 
     team: str
     role: str
     pattern: str
     registry: str | None
     leads: tuple[str, ...]
+    groups: tuple[str, ...] = ()  # "cn=web-devs,... (member)": its members join the team
+
+    @property
+    def groups_text(self) -> str:
+        """E.g. "members of directory group cn=web-devs,... (member) join the team" ("" when none is mapped)."""
+        if not self.groups:
+            return ""
+        word = "group" if len(self.groups) == 1 else "groups"
+        return f"members of directory {word} {', '.join(self.groups)} join the team"
 
     @property
     def leads_text(self) -> str:
@@ -68,7 +79,10 @@ class Answer:
 
 
 def teams_granting(repository: str, registry: str) -> list[TeamAccess]:
-    """Teams with a current grant matching ``repository`` in ``registry``, with their leads (three queries)."""
+    """Teams with a current grant matching ``repository`` in ``registry``, with their leads and directory groups.
+
+    Four queries: the patterns, the grants, the leads, the directory groups.
+    """
     now = timezone.now()
     matching = list(
         Grant.objects.filter(team__isnull=False, pattern__in=matching_patterns(repository))
@@ -83,10 +97,22 @@ def teams_granting(repository: str, registry: str) -> list[TeamAccess]:
     ).order_by("user__username")
     for team_id, username in maintainers.values_list("team_id", "user__username"):
         leads.setdefault(team_id, []).append(username)
+    groups: dict[int, list[str]] = {}
+    mapped = DirectoryGroup.objects.filter(team_id__in={row[0] for row in matching}).order_by("dn")
+    for team_id, dn, role in mapped.values_list("team_id", "dn", "role"):
+        groups.setdefault(team_id, []).append(f"{dn} ({role})")
     return [
-        TeamAccess(name, role, pattern, service, tuple(leads.get(team_id, ())))
+        TeamAccess(name, role, pattern, service, tuple(leads.get(team_id, ())), tuple(groups.get(team_id, ())))
         for team_id, name, role, pattern, service in matching
     ]
+
+
+def _sources_of(subject: Subject) -> dict[str, str]:
+    """team name -> how a user subject is in it, for the memberships a directory group gives (one query)."""
+    if subject.kind != "user" or not subject.name:
+        return {}
+    memberships = Membership.objects.filter(user__username=subject.name)
+    return directory_sources(memberships).get(subject.name, {})
 
 
 MAX_NAME = 255
@@ -145,7 +171,7 @@ def answer(name: str, scope_text: str, action: str, registry: str, errors: dict[
         wanted=wanted,
         granted=tuple(a for a in wanted if a in decision.actions),
         denied=tuple(a for a in wanted if a not in decision.actions),
-        reasons=tuple(reason.text for reason in decision.reasons),
+        reasons=reason_texts(decision.reasons, _sources_of(subject)),
         explanation=explain_missing(decision, wanted),
         refusal=refusal,
         teams=teams_granting(repository, registry),
@@ -169,6 +195,7 @@ class ScopeExplanation:
 def refused_scopes(subject: Subject, scopes: list[Any], registry: str, now: datetime) -> list[ScopeExplanation]:
     """One explanation per repository scope with refused actions (``scopes`` as an access record keeps them)."""
     explained = []
+    sources: dict[str, str] | None = None
     for scope in scopes:
         if not isinstance(scope, dict) or scope.get("type") != "repository" or not scope.get("denied"):
             continue
@@ -176,7 +203,9 @@ def refused_scopes(subject: Subject, scopes: list[Any], registry: str, now: date
         decision = decide(subject, name, registry=registry, public=is_public(name, registry), now=now)
         allowed = [action for action in ACTIONS if action in decision.actions]
         missing = explain_missing(decision, denied) or "the rules now allow it"
-        explained.append(ScopeExplanation(name, denied, allowed, missing, [r.text for r in decision.reasons]))
+        sources = _sources_of(subject) if sources is None else sources
+        reasons = list(reason_texts(decision.reasons, sources))
+        explained.append(ScopeExplanation(name, denied, allowed, missing, reasons))
     return explained
 
 

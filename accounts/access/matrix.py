@@ -2,6 +2,9 @@
 
 The same engine as the token endpoint decides each row; this module only finds the
 candidates and loads their data in bulk (a constant number of queries however many).
+A team grant's reason says so when a directory group is behind the membership it goes through
+("through team web (member via directory group cn=web-devs,...)"): read from the models, as the
+engine knows nothing of where memberships come from.
 
 Was ``accounts/matrix.py`` before the layout split.
 """
@@ -9,13 +12,14 @@ Was ``accounts/matrix.py`` before the layout split.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.access.engine import Ceiling, Decision, GrantData, Subject, decide
+from accounts.access.engine import Ceiling, Decision, GrantData, Reason, Subject, decide
 from accounts.access.patterns import InvalidName, pattern_matches
 from accounts.access.subjects import is_public
 from accounts.constants import ACTIONS
@@ -41,22 +45,24 @@ class AccessMatrix:
 def who_can_access(repository: str, registry: str, now: datetime | None = None) -> AccessMatrix:
     """Every active user and robot who may do something on ``repository`` (public pull aside).
 
-    Seven queries however many subjects: whether it is public, the patterns that select it, every
-    grant on those patterns, the memberships of the teams holding one, the users, the robots, and
-    the robots' ceilings. Each grant becomes one ``GrantData`` shared by everyone it reaches (a
-    team grant reaches all its members), so the work grows with subjects, not subjects x grants.
+    Eight queries however many subjects: whether it is public, the patterns that select it, every
+    grant on those patterns, the memberships of the teams holding one and their directory sources,
+    the users, the robots, and the robots' ceilings. Each grant becomes one ``GrantData`` shared by
+    everyone it reaches (a team grant reaches all its members), so the work grows with subjects, not
+    subjects x grants.
     """
     now = now or timezone.now()
     public = is_public(repository, registry)
     patterns = matching_patterns(repository)
     grants = _Grants(patterns)
     teams = _teams_of_members(grants.by_team)
+    sources = directory_sources(Membership.objects.filter(team_id__in=list(grants.by_team))) if grants.by_team else {}
     # Subqueries, not the ids: hundreds of placeholders cost more to send than the database to find.
     holders = Grant.objects.filter(pattern__in=patterns, user__isnull=False).values("user_id")
     members = Membership.objects.filter(team_id__in=list(grants.by_team)).values("user_id")
     users = User.objects.filter(Q(pk__in=holders) | Q(pk__in=members) | Q(is_superuser=True), is_active=True)
     rows = [
-        _row("user", s.name, decide(s, repository, registry=registry, public=public, now=now))
+        _row("user", s.name, decide(s, repository, registry=registry, public=public, now=now), sources.get(s.name))
         for s in _user_subjects(users, grants, teams)
     ]
     robots = Robot.objects.filter(pk__in=grants.by_robot, revoked_at__isnull=True).select_related("team")
@@ -91,9 +97,67 @@ def _selects(pattern: str, repository: str) -> bool:
         return False
 
 
-def _row(kind: str, name: str, decision: Decision) -> AccessRow:
+def _row(kind: str, name: str, decision: Decision, sources: Mapping[str, str] | None = None) -> AccessRow:
     actions = tuple(a for a in ACTIONS if a in decision.actions)
-    return AccessRow(kind, name, actions, tuple(reason.text for reason in decision.reasons))
+    return AccessRow(kind, name, actions, reason_texts(decision.reasons, sources or {}))
+
+
+# --- where a membership comes from ---------------------------------------------------
+
+
+def directory_sources(memberships: QuerySet[Membership]) -> dict[str, dict[str, str]]:
+    """username -> {team name: how they are in it} for those of ``memberships`` a directory group gives (one query).
+
+    Plain local memberships are left out: their reasons need no note.
+    """
+    through = Membership.directory_groups.through
+    rows = (
+        through.objects.filter(membership__in=memberships)
+        .order_by("directorygroup__dn")
+        .values_list(
+            "membership__user__username", "membership__team__name", "membership__role", "membership__local_role",
+            "directorygroup__dn", "directorygroup__role",
+        )
+    )  # fmt: skip
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    roles: dict[tuple[str, str], tuple[str, str]] = {}
+    for username, team, role, local_role, dn, group_role in rows:
+        groups[username, team].append((dn, group_role))
+        roles[username, team] = (role, local_role)
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for (username, team), via in groups.items():
+        found[username][team] = membership_text(*roles[username, team], via)
+    return dict(found)
+
+
+def membership_text(role: str, local_role: str, groups: Iterable[tuple[str, str]]) -> str:
+    """How someone is in a team: "member via directory group cn=web-devs,...", or
+    "maintainer locally and via directory group cn=... (member)".
+
+    A source's own role is named only when it differs from the effective one.
+    """
+
+    def source(text: str, given: str) -> str:
+        return text if given == role else f"{text} ({given})"
+
+    parts = [source("locally", local_role)] if local_role else []
+    parts += [source(f"via directory group {dn}", given) for dn, given in groups]
+    return f"{role} {' and '.join(parts)}"
+
+
+def reason_texts(reasons: Iterable[Reason], sources: Mapping[str, str]) -> tuple[str, ...]:
+    """The reasons' texts, each team grant's saying how the subject is in the team when ``sources`` knows."""
+    return tuple(_with_source(reason, sources) for reason in reasons)
+
+
+def _with_source(reason: Reason, sources: Mapping[str, str]) -> str:
+    note = sources.get(reason.team or "") if reason.kind == "team_grant" else None
+    if not note:
+        return reason.text
+    marker = f"through team {reason.team}"
+    if marker in reason.text:
+        return reason.text.replace(marker, f"{marker} ({note})", 1)
+    return f"{reason.text} ({note})"
 
 
 class _Grants:

@@ -45,6 +45,8 @@ team_patterns = [
     path("<slug:name>/grants/<int:grant_id>/revoke", teams.revoke_grant, name="revoke_grant"),
     path("<slug:name>/robots/add", teams.add_robot, name="add_robot"),
     path("<slug:name>/robots/<int:pk>/revoke", teams.revoke_robot, name="revoke_robot"),
+    path("<slug:name>/directory-groups/add", teams.add_directory_group, name="add_directory_group"),
+    path("<slug:name>/directory-groups/<int:pk>/remove", teams.remove_directory_group, name="remove_directory_group"),
 ]
 
 access_patterns = [

@@ -1,4 +1,6 @@
-"""Forms for the team pages (admins make teams, leads add members and grants); the services decide what is allowed.
+"""Forms for the team pages (admins make teams and map directory groups, leads add members and grants).
+
+The services decide what is allowed.
 
 Was ``accounts/forms.py`` before the layout split.
 """
@@ -26,6 +28,21 @@ class AddMemberForm(forms.Form):
         error_messages={"invalid_choice": "No user is called that."},
     )
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)
+
+
+class DirectoryGroupForm(forms.Form):
+    """An admin maps a directory group to the team, or changes the role a mapped group gives.
+
+    The field is ``group``, the key ``services.directory`` names in its errors (not a DN, outside
+    ``LDAP_GROUP_SEARCH_BASE``), so they show on it.
+    """
+
+    group = forms.CharField(
+        max_length=1024,
+        label="Group DN",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "cn=web-devs,ou=groups,dc=example,dc=org"}),
+    )
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER, label="Role it gives")
 
 
 class GrantForm(ExpiryMixin, forms.Form):

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access.engine import describe_access
 from accounts.access.explain import answer, teams_granting
-from accounts.access.matrix import AccessRow, who_can_access
+from accounts.access.matrix import AccessRow, directory_sources, who_can_access
 from accounts.access.patterns import InvalidName, validate_repository_name
 from accounts.access.subjects import find_robot, subject_for_robot, subject_for_user
 from accounts.constants import ACTIONS
@@ -112,12 +112,14 @@ def user_access(request: HttpRequest, username: str) -> HttpResponse:
     """What one user may do, pattern by pattern (the same entries as their own home page)."""
     require_self_or_overseer(request.user, username)
     person = get_object_or_404(User, username=username)
+    memberships = person.memberships.select_related("team").order_by("team__name")
+    sources = directory_sources(memberships).get(person.username, {})
     context = {
         "kind": "user",
         "name": person.username,
         "entries": describe_access(subject_for_user(person), now=timezone.now()),
         "refusal": "" if person.is_active else f"{person.username}'s account is inactive: no access at all",
-        "teams": person.memberships.select_related("team"),
+        "teams": [(m.team.name, sources.get(m.team.name) or m.role) for m in memberships],
     }
     return render(request, "access/subject.html", context)
 

@@ -44,6 +44,11 @@ ROLES_WARNING = (
     "delete in every repository of this registry."
 )
 MISSING_HASH_SAMPLE = 20
+DIRECTORY_WARNING = (
+    "Directory users cannot sign in to this registry: the htpasswd file needs a password hash, and the directory "
+    "keeps their passwords. Personal access tokens do not work in htpasswd mode either (the file holds only "
+    "dashboard passwords and robots). Use token mode, or give them robots."
+)
 
 
 @dataclass
@@ -184,6 +189,9 @@ def _detail_page(
         "config": config_for(registry, reveal=admin),
         "is_admin": admin,
         "roles_warning": ROLES_WARNING,
+        "directory_warning": DIRECTORY_WARNING
+        if registry.auth_mode == AuthMode.HTPASSWD and services.directory.enabled()
+        else "",
     }
     if admin:
         initial = {"url": registry.url, "auth_mode": registry.auth_mode}

@@ -41,6 +41,17 @@ class SignInView(auth_views.LoginView):
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        if unavailable := getattr(self.request, "directory_unavailable", ""):
+            # Not the person's fault: not counted against the limits, and said plainly (503).
+            form.errors[NON_FIELD_ERRORS] = form.error_class(
+                [
+                    f"The directory cannot be reached, so directory accounts cannot sign in right now "
+                    f"({unavailable}). Try again in a minute; local accounts are not affected."
+                ]
+            )
+            response = self.render_to_response(self.get_context_data(form=form), status=503)
+            response["Retry-After"] = str(services.directory.RETRY_AFTER)
+            return response
         if any(form.has_error(NON_FIELD_ERRORS, code) for code in FAILED_CODES):
             services.limits.failed(self.username, getattr(self.request, "client_ip", None))
         return super().form_invalid(form)

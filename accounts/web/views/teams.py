@@ -5,6 +5,11 @@ maintainers and admins) get the forms, and every change goes through ``services.
 refuse anyone else with ``PermissionDenied`` (403). Making, describing and deleting teams is for
 admins only (``admin_required``).
 
+Memberships have sources: a local role (set here) and directory groups mapped to the team. The
+member controls act on the local source only; a membership that only the directory gives is changed
+in the directory. Admins map directory groups to the team here (``services.directory``), while the
+directory is on; everyone who sees the team sees its mappings.
+
 The list and a team's members and managed grants come 50 a page (a thousand teams, a team of
 hundreds): the queries per page stay the same however many there are.
 
@@ -31,10 +36,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import authz, services
 from accounts.constants import ROLE_ORDER
-from accounts.models import Grant, Membership, Registry, Robot, Team, TeamRole, User
+from accounts.models import DirectoryGroup, Grant, Membership, Registry, Robot, Team, TeamRole, User
 from accounts.web.forms.common import add_service_error
 from accounts.web.forms.credentials import TeamRobotForm, add_credential_error
-from accounts.web.forms.teams import AddMemberForm, DeleteTeamForm, GrantForm, TeamEditForm, TeamForm
+from accounts.web.forms.teams import (
+    AddMemberForm,
+    DeleteTeamForm,
+    DirectoryGroupForm,
+    GrantForm,
+    TeamEditForm,
+    TeamForm,
+)
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin
 from registryadmin.pages import render_list
@@ -100,7 +112,7 @@ def _named_page(
 
 
 def _members(team: Team, search: str) -> QuerySet[Membership]:
-    members = team.memberships.select_related("user").order_by("user__username")
+    members = team.memberships.select_related("user").prefetch_related("directory_groups").order_by("user__username")
     if search:
         members = members.filter(
             Q(user__username__icontains=search)
@@ -125,6 +137,8 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
         "team_grants": list(team.grants.select_related("registry")),
         "managed_grants": _named_page(request, managed, "managed", "managed", rows=managed_rows),
         "robots": list(team.robots.with_state(now)),
+        "directory_groups": list(team.directory_groups.annotate(member_count=Count("memberships")).order_by("dn")),
+        "directory_on": services.directory.enabled(),
         "can_manage": authz.is_team_lead(request.user, team),
         "is_admin": is_admin(request.user),
         "now": now,
@@ -144,6 +158,7 @@ def _team_page(request: HttpRequest, team: Team, *, status: int = 200, **extra: 
     if context["is_admin"]:
         context["edit_form"] = TeamEditForm(prefix="team", initial={"description": team.description})
         context["delete_form"] = DeleteTeamForm(prefix="delete", team=team)
+        context["group_form"] = DirectoryGroupForm(prefix="group")
     context.update(extra)
     return render(request, "teams/detail.html", context, status=status)
 
@@ -228,7 +243,14 @@ def remove_member(request: HttpRequest, name: str, username: str) -> HttpRespons
         )
     except ValidationError as exc:
         return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
-    messages.success(request, f"Removed {username} from team {team.name}.")
+    kept = Membership.objects.filter(pk=membership.pk).prefetch_related("directory_groups").first()
+    if kept is None:
+        messages.success(request, f"Removed {username} from team {team.name}.")
+    else:
+        groups = ", ".join(group.dn for group in kept.directory_groups.all())
+        messages.success(
+            request, f"Removed {username}'s local role; they stay a {kept.role} of team {team.name} through {groups}."
+        )
     return redirect("teams:detail", name=team.name)
 
 
@@ -311,6 +333,60 @@ def revoke_robot(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     robot = get_object_or_404(Robot.objects.select_related("team"), pk=pk, team=team)
     services.lead_revoke_robot(robot, acting_user=request.user, context=AuditContext.from_request(request))
     messages.success(request, f"Revoked {robot.login_name}: it no longer signs in.")
+    return redirect("teams:detail", name=team.name)
+
+
+# Directory groups of a team (admins) ---------------------------------------------------
+
+
+def _directory_off(request: HttpRequest, team: Team) -> HttpResponse | None:
+    """The refusal (409) while the directory is off: no sync or sign-in would act on a mapping."""
+    if services.directory.enabled():
+        return None
+    refusal = "The directory is off (LDAP_SERVER_URI is not set): its group mappings cannot change now."
+    return _team_page(request, team, status=409, action_error=refusal)
+
+
+@require_POST
+@admin_required
+def add_directory_group(request: HttpRequest, name: str) -> HttpResponse:
+    """Map a directory group to the team, or change the role a mapped group gives (same DN)."""
+    team = get_object_or_404(Team, name=name)
+    if refusal := _directory_off(request, team):
+        return refusal
+    form = DirectoryGroupForm(request.POST, prefix="group")
+    if form.is_valid():
+        dn, role = form.cleaned_data["group"], form.cleaned_data["role"]
+        same = services.directory.normalize_dn(dn)
+        kept = [(group.dn, group.role) for group in team.directory_groups.exclude(dn=same)]
+        try:
+            services.directory.set_directory_groups(
+                team, [*kept, (dn, role)], context=AuditContext.from_request(request)
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(
+                request, f"Members of {same} join team {team.name} as {role} at their next sign-in or sync."
+            )
+            return redirect("teams:detail", name=team.name)
+    return _team_page(request, team, status=400, group_form=form)
+
+
+@require_POST
+@admin_required
+def remove_directory_group(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """Unmap a group: every membership loses that source at once (and goes if it had no other)."""
+    team = get_object_or_404(Team, name=name)
+    if refusal := _directory_off(request, team):
+        return refusal
+    mapping = get_object_or_404(DirectoryGroup, pk=pk, team=team)
+    kept = [(group.dn, group.role) for group in team.directory_groups.exclude(pk=mapping.pk)]
+    try:
+        services.directory.set_directory_groups(team, kept, context=AuditContext.from_request(request))
+    except ValidationError as exc:
+        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+    messages.success(request, f"Team {team.name} no longer takes members from {mapping.dn}.")
     return redirect("teams:detail", name=team.name)
 
 

@@ -3,6 +3,8 @@
 Everything about a person an overseer needs in one place: flags, teams, grants, credentials and
 recent activity. Every change goes through ``accounts.services``; a generated password is shown
 once in the response to the POST that set it (never in a message, the session or the URL).
+A directory user's email, names and password are the directory's: the page shows them read-only,
+and the services refuse a POST that changes them anyway (a 400 with the reason on the field).
 
 Was ``accounts/user_views.py`` before the layout split.
 """
