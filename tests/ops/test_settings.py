@@ -95,6 +95,83 @@ def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path: Path, va
     assert variable in result.stderr.strip().splitlines()[-1]
 
 
+LDAP_ON = {"LDAP_SERVER_URI": "ldap://127.0.0.1:389", "LDAP_USER_SEARCH_BASE": "ou=people,dc=example,dc=org"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LDAP_SERVER_URI", "http://directory.example.org"),
+        ("LDAP_SERVER_URI", "ldap.example.org"),
+        ("LDAP_USER_SEARCH_BASE", "people"),
+        ("LDAP_GROUP_SEARCH_BASE", "not a dn"),
+        ("LDAP_BIND_DN", "admin"),
+        ("LDAP_USER_FILTER", "uid=%(user)s"),
+        ("LDAP_USER_FILTER", "(mail=*)"),
+        ("LDAP_USER_FILTER", "(&(uid=%(user)s)(x=%(other)s))"),
+        ("LDAP_GROUP_TYPE", "nestedGroups"),
+        ("LDAP_TIMEOUT", "0"),
+        ("LDAP_TIMEOUT", "five"),
+        ("LDAP_BIND_CACHE_TTL", "-1"),
+        ("LDAP_START_TLS", "perhaps"),
+        ("LDAP_DEACTIVATE_MISSING", "sometimes"),
+        ("LDAP_CA_FILE", "/nonexistent/ca.pem"),
+        ("LDAP_ADMIN_GROUP", "admins"),
+        ("LDAP_AUDITOR_GROUP", "auditors"),
+        ("LDAP_BIND_PASSWORD_FILE", "/nonexistent/ldap-password"),
+        ("SCHEDULE_SYNC_LDAP", "hourly"),
+    ],
+)
+def test_a_malformed_ldap_value_stops_start_up_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    result = load_settings(tmp_path, **{**LDAP_ON, variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr.strip().splitlines()[-1]
+
+
+def test_ldap_needs_a_user_search_base_and_a_group_base_for_the_admin_group(tmp_path: Path) -> None:
+    result = load_settings(tmp_path, LDAP_SERVER_URI="ldap://127.0.0.1:389")
+    assert result.returncode != 0 and "LDAP_USER_SEARCH_BASE is required" in result.stderr
+    result = load_settings(tmp_path, **LDAP_ON, LDAP_ADMIN_GROUP="cn=admins,ou=groups,dc=example,dc=org")
+    assert result.returncode != 0 and "LDAP_GROUP_SEARCH_BASE is required" in result.stderr
+
+
+def test_ldap_on_adds_the_directory_backend_and_the_hourly_sync(tmp_path: Path) -> None:
+    probe = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps({'backends': settings.AUTHENTICATION_BACKENDS, 'jobs': list(settings.CELERY_BEAT_SCHEDULE),"
+        " 'uri': settings.AUTH_LDAP_SERVER_URI, 'filter': settings.AUTH_LDAP_USER_SEARCH.filterstr,"
+        " 'attr': settings.LDAP_USERNAME_ATTR}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL"}}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="registryadmin.settings",
+        DATA_DIR=str(tmp_path / "data"),
+        **LDAP_ON,
+        LDAP_USER_FILTER="(&(objectClass=person)(sAMAccountName=%(user)s))",
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["backends"][-1] == "accounts.services.directory.DirectoryBackend"
+    assert "sync-ldap" in loaded["jobs"] and loaded["uri"] == "ldap://127.0.0.1:389"
+    assert loaded["attr"] == "sAMAccountName"
+    off = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; from django.conf import settings; django.setup(); "
+            "print(settings.AUTHENTICATION_BACKENDS, list(settings.CELERY_BEAT_SCHEDULE))",
+        ],
+        cwd=REPO,
+        env={k: v for k, v in clean.items() if not k.startswith("LDAP_")},
+        capture_output=True,
+        text=True,
+    )
+    assert off.returncode == 0, off.stderr
+    assert "DirectoryBackend" not in off.stdout and "sync-ldap" not in off.stdout
+
+
 def test_forwarded_for_is_believed_only_through_trusted_proxies() -> None:
     proxies = [ipaddress.ip_network("10.0.0.0/8")]
     assert client_ip("203.0.113.9", "198.51.100.1", proxies) == "203.0.113.9"

@@ -273,6 +273,15 @@ def test_users_without_hash_lists_active_users_who_must_set_a_password(alice: Us
     assert htpasswd.users_without_hash() == ["frank"]
 
 
+def test_directory_users_are_neither_in_the_file_nor_listed_as_missing_a_hash(alice: User) -> None:
+    directory = services.create_user("dora", context=SYSTEM)
+    User.objects.filter(pk=directory.pk).update(directory_dn="uid=dora,ou=people,dc=example,dc=org")
+    assert htpasswd.users_without_hash() == [] and htpasswd.count_users_without_hash() == 0
+    # Even a hash left over from before cannot put a directory account in the file.
+    User.objects.filter(pk=directory.pk).update(htpasswd_hash=alice.htpasswd_hash)
+    assert [name for name, _ in htpasswd.current_entries()] == ["alice"]
+
+
 def test_the_path_is_under_data_dir_per_service_and_refuses_a_path_as_a_service(data_dir: Path) -> None:
     assert htpasswd.path_for(Registry(service="registry")) == data_dir / "registry" / "registry" / "htpasswd"
     for service in ("..", "../etc", "a/b", ""):

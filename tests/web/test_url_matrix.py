@@ -78,6 +78,9 @@ TABLE: dict[str, Row] = {
     "teams:revoke_grant": Row(lambda w: {"name": "web", "grant_id": w["managed"].pk}, None, WEB_LEADS),
     "teams:add_robot": Row(lambda w: {"name": "web"}, None, WEB_LEADS),
     "teams:revoke_robot": Row(lambda w: {"name": "web", "pk": w["web_robot"].pk}, None, WEB_LEADS),
+    # Directory group mappings: admins only, never the team's leads (LDAP is off here: ada gets a 409).
+    "teams:add_directory_group": Row(lambda w: {"name": "web"}, None, ADMINS),
+    "teams:remove_directory_group": Row(lambda w: {"name": "web", "pk": w["mapping"].pk}, None, ADMINS),
     "access:who": Row(none, OVERSEERS, None),
     "access:why": Row(none, SIGNED_IN, None),  # everyone asks about themselves; overseers about anyone
     "access:user": Row(lambda w: {"username": "bob"}, OVERSEERS, None),
@@ -171,6 +174,9 @@ def world(db: None) -> dict[str, object]:
         ),
         "export": export,
         "hold": AuthHold.objects.get(username="bob"),
+        "mapping": services.directory.set_directory_groups(
+            web, [("cn=web-devs,ou=groups,dc=example,dc=org", "member")], context=SYSTEM
+        )[0],
     }
 
 
