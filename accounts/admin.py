@@ -76,6 +76,12 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
     readonly_fields = ("last_login", "date_joined")
     actions = ["delete_selected", "revoke_refresh_tokens"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        """A directory user's name, email, names and password follow the directory (README "Directory users")."""
+        if obj is not None and obj.directory_dn:
+            return (*self.readonly_fields, *services.DIRECTORY_FIELDS, "password")
+        return tuple(self.readonly_fields)
+
     @admin.action(description="Revoke refresh tokens (sign out of docker login)")
     def revoke_refresh_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
         total = sum(services.revoke_user_refresh_tokens(user, context=_ctx(request)) for user in queryset)
@@ -95,7 +101,11 @@ class UserAdmin(ServiceAdmin, DjangoUserAdmin):
         services.delete_user(obj, context=_ctx(request))
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
-        user = self.get_object(request, unquote(id)) if request.method == "POST" else None
+        target = self.get_object(request, unquote(id))
+        if target is not None and target.directory_dn:
+            messages.error(request, f"{target.username} signs in with their directory password; change it there.")
+            return HttpResponseRedirect(reverse("admin:accounts_user_change", args=(target.pk,)))
+        user = target if request.method == "POST" else None
         if user is None or not self.has_change_permission(request, user):
             return super().user_change_password(request, id, form_url)
         form = self.change_password_form(user, request.POST)
@@ -143,6 +153,12 @@ class MembershipAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> tuple[str, ...]:
         return ("team", "user") if obj else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
+        """A membership only directory groups give is ended in the directory, never here (bulk deletes: 403)."""
+        if obj is not None and not obj.local_role:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def remove(self, request: HttpRequest, obj: Membership) -> None:
         services.remove_membership(obj, context=_ctx(request))

@@ -50,6 +50,7 @@ from accounts.services.registries import (
 )
 from accounts.services.teams import create_team, delete_team, remove_membership, set_membership, update_team
 from accounts.services.users import (
+    DIRECTORY_FIELDS,
     create_user,
     delete_user,
     disable_password,
@@ -59,6 +60,7 @@ from accounts.services.users import (
 )
 
 __all__ = [
+    "DIRECTORY_FIELDS",
     "USER_FIELDS",
     "check_robot_grant",
     "check_within_team",

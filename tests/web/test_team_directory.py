@@ -335,3 +335,42 @@ def test_a_token_registry_does_not_warn_about_directory_users(ada: User, setting
     settings.DATA_DIR = tmp_path / "data"
     services.create_registry("registry", context=SYSTEM)
     assert "Directory users cannot sign in" not in registry_page(ada, "registry")
+
+
+# --- Django's admin keeps the same rules --------------------------------------------------------------
+
+
+def test_djangos_admin_shows_a_directory_profile_read_only_and_refuses_a_password(world) -> None:
+    dora: User = world["dora"]  # type: ignore[assignment]
+    client = client_for("ada", world)
+    url = reverse("admin:accounts_user_change", args=(dora.pk,))
+    page = client.get(url).content.decode()
+    assert 'name="email"' not in page and "dora@example.org" in page
+    response = client.post(
+        reverse("admin:auth_user_password_change", args=(dora.pk,)),
+        {"password1": "A-new-pw-123456", "password2": "A-new-pw-123456"},
+        follow=True,
+    )
+    assert response.status_code == 200 and "signs in with their directory password" in response.content.decode()
+    dora.refresh_from_db()
+    assert not dora.has_usable_password()
+
+
+def test_djangos_admin_cannot_delete_a_membership_only_a_directory_group_gives(world) -> None:
+    client = client_for("ada", world)
+    dora_in_web = Membership.objects.get(team__name="web", user__username="dora")
+    bob_in_web = Membership.objects.get(team__name="web", user__username="bob")
+    assert (
+        client.post(reverse("admin:accounts_membership_delete", args=(dora_in_web.pk,)), {"post": "yes"}).status_code
+        == 403
+    )
+    changelist = reverse("admin:accounts_membership_changelist")
+    mixed = {"action": "delete_selected", "_selected_action": [dora_in_web.pk, bob_in_web.pk], "post": "yes"}
+    assert client.post(changelist, mixed).status_code == 403  # Django refuses the whole bulk delete
+    assert Membership.objects.filter(pk__in=[dora_in_web.pk, bob_in_web.pk]).count() == 2
+    response = client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [bob_in_web.pk], "post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    bob_in_web = Membership.objects.get(pk=bob_in_web.pk)  # bob keeps web through the group, not locally
+    assert bob_in_web.local_role == "" and bob_in_web.directory_groups.count() == 1
