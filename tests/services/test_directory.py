@@ -448,3 +448,19 @@ def test_a_directory_that_never_answers_times_out_with_a_503_and_never_hangs(sla
     assert response.status_code == 503
     assert "LDAP_TIMEOUT=1s" in str(last_access().detail) or "cannot reach" in str(last_access().detail)
     assert elapsed < 20, f"the token request took {elapsed:.1f} s with LDAP_TIMEOUT=1"
+
+
+def test_the_jobs_page_shows_the_sync_schedule_its_last_diff_and_errors_with_a_run_now_button(
+    web: Team, people: Slapd
+) -> None:
+    services.directory.set_directory_groups(
+        web, [(people.group_dn("web-devs"), "member"), (people.group_dn("gone"), "member")], context=SYSTEM
+    )
+    sync()
+    client = Client()
+    client.force_login(make_user("root", is_superuser=True))
+    page = client.get(reverse("jobs:list")).content.decode()
+    assert "sync-ldap" in page and "accounts.tasks.sync_ldap" in page and "hourly at minute 0" in page
+    assert reverse("jobs:run", kwargs={"name": "sync-ldap"}) in page
+    assert "+ dora web (member, from cn=web-devs,ou=groups,dc=example,dc=org)" in page
+    assert "errors (1)" in page and "cn=gone,ou=groups,dc=example,dc=org is not in the directory" in page
