@@ -10,18 +10,22 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from io import StringIO
 
 import pytest
+import redis
+from django.core.cache import caches
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from accounts import services
 from accounts.models import Membership, Registry, Team, User
 from accounts.services import ensure_keys
 from audit.models import AuditRecord, Kind
+from registryadmin.env import cache_config
 from tests.conftest import PASSWORD, SYSTEM, ask_registry, granted, make_user
 from tests.directory import directory
 from tests.harness.slapd import Slapd
@@ -464,3 +468,37 @@ def test_the_jobs_page_shows_the_sync_schedule_its_last_diff_and_errors_with_a_r
     assert reverse("jobs:run", kwargs={"name": "sync-ldap"}) in page
     assert "+ dora web (member, from cn=web-devs,ou=groups,dc=example,dc=org)" in page
     assert "errors (1)" in page and "cn=gone,ou=groups,dc=example,dc=org is not in the directory" in page
+
+
+@pytest.fixture
+def redis_cache() -> Iterator[str]:
+    """The production cache (CACHE_URL=redis://...): the bind cache shared by every worker and host."""
+    url = "redis://127.0.0.1:6379/8"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} is needed for this test: {exc}")
+    config = cache_config(url)
+    config["KEY_PREFIX"] = prefix = f"test-{uuid.uuid4().hex[:8]}"
+    with override_settings(CACHES={"default": config}):
+        caches["default"].clear()
+        yield prefix
+        caches["default"].clear()
+
+
+def test_on_redis_the_remembered_bind_is_a_keyed_hash_that_expires_and_is_shared(
+    web: Team, people: Slapd, registry: Registry, redis_cache: str
+) -> None:
+    assert ask_registry("dora", DORA_PW, PUSH).status_code == 200
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/8")
+    keys = [key.decode() for key in client.keys(f"{redis_cache}*ldap-bind:*")]
+    assert len(keys) == 1
+    assert "dora" not in keys[0] and DORA_PW not in keys[0]
+    assert DORA_PW.encode() not in client.get(keys[0])
+    assert 0 < client.ttl(keys[0]) <= 60
+    # Another process (a fresh client on the same Redis) finds it: the directory is not asked.
+    people.stop()
+    caches["default"].close()
+    assert ask_registry("dora", DORA_PW, PUSH).status_code == 200
+    client.delete(*keys)  # expired
+    assert ask_registry("dora", DORA_PW, PUSH).status_code == 503
