@@ -29,7 +29,7 @@ import ldap.filter
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 from django_auth_ldap.backend import LDAPBackend, ldap_error
@@ -81,6 +81,8 @@ def clean_group_dn(dn: str) -> str:
             {"group": f"{text!r} is not a distinguished name (e.g. cn=web-devs,ou=groups,dc=example,dc=org)."}
         )
     value = normalize_dn(text)
+    if enabled() and not settings.LDAP_GROUP_SEARCH_BASE:
+        raise ValidationError({"group": "Set LDAP_GROUP_SEARCH_BASE to map directory groups to teams."})
     base = normalize_dn(settings.LDAP_GROUP_SEARCH_BASE) if settings.LDAP_GROUP_SEARCH_BASE else ""
     if base and not (value == base or value.endswith("," + base)):
         raise ValidationError(
@@ -219,6 +221,27 @@ def check_password(
     if _cached(name, password, user):
         assert user is not None
         return DirectoryOutcome(user if user.is_active else None, "" if user.is_active else "inactive", cached=True)
+    for attempt in range(2):
+        try:
+            bound = _bind_and_apply(name, password, user, request)
+        except IntegrityError:
+            # Another worker created the account or a membership at the same moment: once more, on its rows.
+            if attempt:
+                raise
+            user = User.objects.filter(username=name, directory_dn__gt="").first()
+            continue
+        break
+    if bound is None:
+        return DirectoryOutcome(None, "bad_password")
+    bound.refresh_from_db()
+    if not bound.is_active:
+        return DirectoryOutcome(None, "inactive")
+    _remember(name, password, bound)
+    return DirectoryOutcome(bound)
+
+
+def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRequest | None) -> User | None:
+    """Bind as the person; on success save the profile and apply their groups, in one transaction."""
     backend = DirectoryBackend()
     before = user_state(user) if user is not None else None
     token = _last_error.set(None)
@@ -229,7 +252,7 @@ def check_password(
             if bound is None:
                 if failure is not None:
                     raise DirectoryUnavailable(describe(failure))
-                return DirectoryOutcome(None, "bad_password")
+                return None
             groups = groups_of(bound.ldap_user.connection, bound.directory_dn, name)
             context = AuditContext.system(SYNC_ACTOR)
             _record_profile(context, bound, before)
@@ -238,11 +261,7 @@ def check_password(
         raise DirectoryUnavailable(describe(exc)) from None
     finally:
         _last_error.reset(token)
-    bound.refresh_from_db()
-    if not bound.is_active:
-        return DirectoryOutcome(None, "inactive")
-    _remember(name, password, bound)
-    return DirectoryOutcome(bound)
+    return bound
 
 
 def _record_profile(context: AuditContext, user: User, before: dict[str, Any] | None) -> None:

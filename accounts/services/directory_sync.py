@@ -142,7 +142,14 @@ def read_people(connection: Any, progress: Progress) -> dict[str, Person]:
 
 
 def read_groups(connection: Any, dns: set[str], people: dict[str, Person], errors: list[str]) -> dict[str, set[str]]:
-    """Each mapped group's members (usernames), following nesting for ``activeDirectory``."""
+    """Each mapped group's members (usernames), following nesting for ``activeDirectory``.
+
+    Without ``LDAP_GROUP_SEARCH_BASE`` no group gives anybody anything, exactly as at sign-in.
+    """
+    if not settings.LDAP_GROUP_SEARCH_BASE:
+        if dns:
+            errors.append(f"LDAP_GROUP_SEARCH_BASE is not set: the {len(dns)} mapped groups give nobody a membership")
+        return {}
     by_dn = {normalize_dn(person.dn): person.username for person in people.values()}
     return {dn: _members(connection, dn, by_dn, people, errors, seen={dn}, top=True) for dn in sorted(dns)}
 

@@ -17,6 +17,7 @@ from io import StringIO
 import pytest
 import redis
 from django.core.cache import caches
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -502,3 +503,35 @@ def test_on_redis_the_remembered_bind_is_a_keyed_hash_that_expires_and_is_shared
     assert ask_registry("dora", DORA_PW, PUSH).status_code == 200
     client.delete(*keys)  # expired
     assert ask_registry("dora", DORA_PW, PUSH).status_code == 503
+
+
+def test_two_workers_creating_the_same_new_directory_user_at_once_end_with_one_account(
+    web: Team, people: Slapd, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = services.directory.DirectoryBackend.get_or_build_user
+    raced: list[bool] = []
+
+    def racing(self: services.directory.DirectoryBackend, username: str, ldap_user: object) -> tuple[User, bool]:
+        if not raced:  # the other worker commits the account between our lookup and our save
+            raced.append(True)
+            user, built = original(self, username, ldap_user)
+            User.objects.create(username=username, directory_dn=ldap_user.dn)  # type: ignore[attr-defined]
+            return user, built
+        return original(self, username, ldap_user)
+
+    monkeypatch.setattr(services.directory.DirectoryBackend, "get_or_build_user", racing)
+    response = ask_registry("dora", DORA_PW, PUSH)
+    assert response.status_code == 200 and sorted(granted(response)["web/app"]) == ["pull", "push"]
+    assert raced and User.objects.filter(username="dora").count() == 1
+
+
+def test_with_ldap_on_a_group_mapping_needs_the_group_search_base(web: Team, people: Slapd) -> None:
+    with directory(people, LDAP_GROUP_SEARCH_BASE=None):
+        with pytest.raises(ValidationError, match="Set LDAP_GROUP_SEARCH_BASE"):
+            services.directory.set_directory_groups(web, [(people.group_dn("ops"), "member")], context=SYSTEM)
+        # Existing mappings then give nobody anything, at sign-in and in the sync alike.
+        sign_in("dora", DORA_PW)
+        assert not Membership.objects.filter(team=web).exists()
+        report = services.directory_sync.sync_all()
+    assert not Membership.objects.filter(team=web).exists()
+    assert any("LDAP_GROUP_SEARCH_BASE is not set" in error for error in report.errors)
