@@ -123,9 +123,11 @@ class Slapd:
         workdir: Path | None = None,
         memberof: bool = True,
         start_timeout: float = 5.0,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.binary = binary or find_slapd() or "/usr/sbin/slapd"
         self.memberof = memberof
+        self.tls = tls  # (certificate, private key) PEM files: StartTLS on the ldap:// port
         self.start_timeout = start_timeout
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="slapd-"))
@@ -176,6 +178,7 @@ class Slapd:
         """Write ``slapd.conf``: schemas, mdb without fsync (a test database), memberof, ACLs."""
         includes = "\n".join(f"include {SCHEMA_DIR / name}.schema" for name in SCHEMAS)
         overlay = "overlay memberof\nmemberof-refint true\n" if self.memberof else ""
+        tls = f"TLSCertificateFile {self.tls[0]}\nTLSCertificateKeyFile {self.tls[1]}\n" if self.tls else ""
         self.config_path.write_text(
             f"""{includes}
 pidfile {self.workdir / "slapd.pid"}
@@ -184,7 +187,7 @@ modulepath {MODULE_DIR}
 moduleload back_mdb
 {"moduleload memberof" if self.memberof else ""}
 sizelimit unlimited
-
+{tls}
 database mdb
 suffix "{self.suffix}"
 rootdn "{self.bind_dn}"

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
 
 import pytest
 import redis
@@ -29,7 +30,8 @@ from audit.models import AuditRecord, Kind
 from registryadmin.env import cache_config
 from tests.conftest import PASSWORD, SYSTEM, ask_registry, granted, make_user
 from tests.directory import directory
-from tests.harness.slapd import Slapd
+from tests.harness import tls
+from tests.harness.slapd import Slapd, require_slapd
 from tests.harness.slapd import slapd as slapd  # the fixture
 
 pytestmark = pytest.mark.django_db
@@ -535,3 +537,22 @@ def test_with_ldap_on_a_group_mapping_needs_the_group_search_base(web: Team, peo
         report = services.directory_sync.sync_all()
     assert not Membership.objects.filter(team=web).exists()
     assert any("LDAP_GROUP_SEARCH_BASE is not set" in error for error in report.errors)
+
+
+def test_start_tls_with_the_directory_ca_signs_in_and_an_untrusted_certificate_is_a_clear_503(
+    tmp_path: Path, registry: Registry
+) -> None:
+    require_slapd()
+    ca, cert, key = tls.issue(tmp_path / "tls")
+    other_ca, _, _ = tls.issue(tmp_path / "other", ca_name="somebody else")
+    with Slapd(tls=(cert, key)) as server:
+        server.add_person("tess", "tess-pw-123456")
+        with directory(server, LDAP_START_TLS="true", LDAP_CA_FILE=str(ca)):
+            assert ask_registry("tess", "tess-pw-123456").status_code == 200
+            assert services.directory_sync.sync_all().people == 1
+        with directory(server, LDAP_START_TLS="true", LDAP_CA_FILE=str(other_ca), LDAP_BIND_CACHE_TTL="0"):
+            response = ask_registry("tess", "tess-pw-123456")
+            assert response.status_code == 503
+            assert "TLS with the directory failed" in str(last_access().detail)
+            with pytest.raises(services.directory_sync.SyncFailed, match="TLS with the directory failed"):
+                services.directory_sync.sync_all()
