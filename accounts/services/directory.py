@@ -256,7 +256,7 @@ def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRe
             groups = groups_of(bound.ldap_user.connection, bound.directory_dn, name)
             context = AuditContext.system(SYNC_ACTOR)
             _record_profile(context, bound, before)
-            apply_groups(bound, groups, context, mappings=load_mappings())
+            apply_groups(bound, groups, context, mappings=load_mappings(groups))
     except ldap.LDAPError as exc:
         raise DirectoryUnavailable(describe(exc)) from None
     finally:
@@ -324,9 +324,13 @@ class Mappings:
         return set(self.by_dn) | {dn for dn in (self.admin, self.auditor) if dn}
 
 
-def load_mappings() -> Mappings:
+def load_mappings(only: Iterable[str] | None = None) -> Mappings:
+    """Every team's group mappings, or only those of the groups in ``only`` (one person's, at sign-in)."""
     by_dn: dict[str, list[DirectoryGroup]] = defaultdict(list)
-    for mapping in DirectoryGroup.objects.select_related("team"):
+    found = DirectoryGroup.objects.select_related("team")
+    if only is not None:
+        found = found.filter(dn__in=list(only))
+    for mapping in found:
         by_dn[mapping.dn].append(mapping)
     admin = normalize_dn(settings.LDAP_ADMIN_GROUP) if settings.LDAP_ADMIN_GROUP else ""
     auditor = normalize_dn(settings.LDAP_AUDITOR_GROUP) if settings.LDAP_AUDITOR_GROUP else ""
