@@ -234,8 +234,15 @@ def envldapuri(name: str) -> str:
     return value
 
 
-def envdn(name: str, *, required: bool = False) -> str:
-    """A distinguished name such as ou=people,dc=example,dc=org, checked by python-ldap's parser."""
+def _dn_key(dn: str) -> str:
+    return ldap.dn.dn2str(ldap.dn.str2dn(dn)).lower()
+
+
+def envdn(name: str, *, required: bool = False, within: str = "") -> str:
+    """A distinguished name such as ou=people,dc=example,dc=org, checked by python-ldap's parser.
+
+    With ``within``, the DN must be that base or under it.
+    """
     value = envstr(name, "")
     if not value:
         if required:
@@ -245,6 +252,8 @@ def envdn(name: str, *, required: bool = False) -> str:
         return ""
     if not ldap.dn.is_dn(value) or "=" not in value:
         raise ImproperlyConfigured(f"{name}={value!r} is not a distinguished name (e.g. ou=people,dc=example,dc=org).")
+    if within and not (_dn_key(value) == _dn_key(within) or _dn_key(value).endswith("," + _dn_key(within))):
+        raise ImproperlyConfigured(f"{name}={value!r} is outside LDAP_GROUP_SEARCH_BASE={within!r}.")
     return value
 
 

@@ -169,6 +169,9 @@ LDAP_ADMIN_GROUP = envdn("LDAP_ADMIN_GROUP")
 LDAP_AUDITOR_GROUP = envdn("LDAP_AUDITOR_GROUP")
 if LDAP_ENABLED and (LDAP_ADMIN_GROUP or LDAP_AUDITOR_GROUP) and not LDAP_GROUP_SEARCH_BASE:
     LDAP_GROUP_SEARCH_BASE = envdn("LDAP_GROUP_SEARCH_BASE", required=True)  # names the missing variable
+# Sign-in finds a person's groups under the base: a flag group outside it would be lost at every sign-in.
+LDAP_ADMIN_GROUP = envdn("LDAP_ADMIN_GROUP", within=LDAP_GROUP_SEARCH_BASE)
+LDAP_AUDITOR_GROUP = envdn("LDAP_AUDITOR_GROUP", within=LDAP_GROUP_SEARCH_BASE)
 # What each group type stores its members in, and the filter that finds groups (the sync reads them itself).
 LDAP_GROUP_MEMBER_ATTR = {"groupOfUniqueNames": "uniqueMember", "posixGroup": "memberUid"}.get(
     LDAP_GROUP_TYPE, "member"

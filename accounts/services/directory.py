@@ -29,10 +29,11 @@ import ldap.filter
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
-from django_auth_ldap.backend import LDAPBackend, ldap_error
+from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
 from accounts.models import ROLE_RANK, DirectoryGroup, Membership, Team, TeamRole, User
 from accounts.services._common import user_state
@@ -117,6 +118,24 @@ def _remember_error(sender: Any, context: str, user: Any, request: Any, exceptio
 ldap_error.connect(_remember_error, dispatch_uid="registryadmin.directory.errors")
 
 
+def tidy_profile(email: str, first_name: str, last_name: str) -> tuple[str, str, str]:
+    """Directory values as the account can hold them: names cut to 150, an email Django refuses left empty."""
+    email = (email or "").strip()[:254]
+    try:
+        validate_email(email)
+    except ValidationError:
+        email = ""
+    return email, (first_name or "").strip()[:150], (last_name or "").strip()[:150]
+
+
+def _tidy_populated(sender: Any, user: User, ldap_user: Any, **kwargs: Any) -> None:
+    """django-auth-ldap copied the directory's attributes onto ``user``; make them fit before it saves."""
+    user.email, user.first_name, user.last_name = tidy_profile(user.email, user.first_name, user.last_name)
+
+
+populate_user.connect(_tidy_populated, dispatch_uid="registryadmin.directory.tidy")
+
+
 def resolve(username: str) -> tuple[User | None, bool]:
     """(the account for ``username``, whether the directory handles it): the rule in the module docstring."""
     exact = User.objects.filter(username=username).first()
@@ -125,14 +144,22 @@ def resolve(username: str) -> tuple[User | None, bool]:
     if not enabled():
         return exact, False
     name = normalize_username(username)
-    if not name or len(name) > MAX_USERNAME or "\0" in name:
-        return None, False
+    if not name or len(name) > MAX_USERNAME or "\0" in name or name != username.lower():
+        return None, False  # surrounding spaces are not a second spelling of a name
     if exact is not None and exact.username == name:
         return exact, True
-    rows = list(User.objects.filter(username__iexact=name)[:10])
+    rows = same_name(name)
     if any(not row.directory_dn for row in rows):
         return None, False  # differs from a local account only in case: never a second account
     return next((row for row in rows if row.username == name), None), True
+
+
+def same_name(name: str) -> list[User]:
+    """Accounts whose username equals ``name`` ignoring case (SQLite's own comparison knows ASCII only)."""
+    if name.isascii() or connection.vendor != "sqlite":
+        return list(User.objects.filter(username__iexact=name)[:10])
+    folded = name.casefold()
+    return [user for user in User.objects.exclude(username__regex=r"^[ -~]*$") if user.username.casefold() == folded]
 
 
 # --- The bind cache ---------------------------------------------------------------------------------
@@ -194,6 +221,8 @@ class DirectoryBackend(LDAPBackend):
             return None
         return outcome.user
 
+    before: dict[str, Any] | None = None
+
     def bind(self, request: HttpRequest | None, name: str, password: str) -> User | None:
         return super().authenticate(request, name, password)
 
@@ -201,10 +230,17 @@ class DirectoryBackend(LDAPBackend):
         return normalize_username(username)
 
     def get_or_build_user(self, username: str, ldap_user: Any) -> tuple[User, bool]:
-        user = User.objects.filter(username=username, directory_dn__gt="").first()
-        built = user is None
+        """The person's account: found by their entry's DN first (a second uid is the same person), else
+        by name; a new one takes the name the sync uses (the entry's first ``LDAP_USERNAME_ATTR`` value)."""
+        user = User.objects.filter(directory_dn__iexact=ldap_user.dn).first()
         if user is None:
-            user = User(username=username)
+            values = ldap_user.attrs.get(settings.LDAP_USERNAME_ATTR) or [username]
+            chosen = normalize_username(values[0]) or username
+            if any(not row.directory_dn for row in same_name(chosen)):
+                raise ldap_user.AuthenticationFailed(f"{chosen} is a local account; it stays local")
+            user = User.objects.filter(username=chosen, directory_dn__gt="").first() or User(username=chosen)
+        built = user.pk is None
+        self.before = None if built else user_state(user)  # for the audit record of what the directory changed
         user.directory_dn = ldap_user.dn
         return user, built
 
@@ -243,7 +279,6 @@ def check_password(
 def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRequest | None) -> User | None:
     """Bind as the person; on success save the profile and apply their groups, in one transaction."""
     backend = DirectoryBackend()
-    before = user_state(user) if user is not None else None
     token = _last_error.set(None)
     try:
         with transaction.atomic():
@@ -253,9 +288,10 @@ def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRe
                 if failure is not None:
                     raise DirectoryUnavailable(describe(failure))
                 return None
-            groups = groups_of(bound.ldap_user.connection, bound.directory_dn, name)
+            stored = bound.ldap_user.attrs.get(settings.LDAP_USERNAME_ATTR) or [name]  # memberUid is case-exact
+            groups = groups_of(bound.ldap_user.connection, bound.directory_dn, stored[0])
             context = AuditContext.system(SYNC_ACTOR)
-            _record_profile(context, bound, before)
+            _record_profile(context, bound, backend.before)
             apply_groups(bound, groups, context, mappings=load_mappings(groups))
     except ldap.LDAPError as exc:
         raise DirectoryUnavailable(describe(exc)) from None
@@ -505,4 +541,5 @@ __all__ = [
     "normalize_username",
     "resolve",
     "set_directory_groups",
+    "tidy_profile",
 ]

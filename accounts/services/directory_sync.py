@@ -32,6 +32,7 @@ from accounts.services.directory import (
     load_mappings,
     normalize_dn,
     normalize_username,
+    tidy_profile,
 )
 from accounts.services.users import create_user, update_user
 from audit.context import AuditContext
@@ -118,6 +119,33 @@ def _values(entry: dict[str, list[bytes]], attr: str) -> list[str]:
     ]
 
 
+def _ranged_values(connection: Any, dn: str, entry: dict[str, list[bytes]], attr: str) -> list[str]:
+    """All of a group's member values, following Active Directory's ranged retrieval.
+
+    AD answers a group of more than 1,500 members with ``member;range=0-1499`` and wants the next
+    slice asked for by name (``member;range=1500-*``) until a range ends in ``*``.
+    """
+    values = _values(entry, attr)
+    prefix = f"{attr.lower()};range="
+    while True:
+        ranged = next(((key, chunk) for key, chunk in entry.items() if key.lower().startswith(prefix)), None)
+        if ranged is None:
+            return values
+        key, chunk = ranged
+        values += [value.decode("utf-8", "replace") for value in chunk]
+        end = key.rsplit("-", 1)[-1]
+        if end == "*" or not end.isdigit():
+            return values
+        found = connection.search_st(
+            dn,
+            ldap.SCOPE_BASE,
+            settings.LDAP_GROUP_FILTER,
+            [f"{attr};range={int(end) + 1}-*"],
+            timeout=settings.LDAP_TIMEOUT,
+        )
+        entry = found[0][1] if found else {}
+
+
 def read_people(connection: Any, progress: Progress) -> dict[str, Person]:
     """Everyone the user filter matches under ``LDAP_USER_SEARCH_BASE``, by lower-case username."""
     attr = settings.LDAP_USERNAME_ATTR
@@ -128,13 +156,12 @@ def read_people(connection: Any, progress: Progress) -> dict[str, Person]:
         name = normalize_username(_first(entry, attr))
         if not name or len(name) > 150:
             continue
-        people[name] = Person(
-            dn=dn,
-            username=name,
-            email=_first(entry, settings.LDAP_ATTR_EMAIL)[:254],
-            first_name=_first(entry, settings.LDAP_ATTR_FIRST_NAME)[:150],
-            last_name=_first(entry, settings.LDAP_ATTR_LAST_NAME)[:150],
+        email, first_name, last_name = tidy_profile(
+            _first(entry, settings.LDAP_ATTR_EMAIL),
+            _first(entry, settings.LDAP_ATTR_FIRST_NAME),
+            _first(entry, settings.LDAP_ATTR_LAST_NAME),
         )
+        people[name] = Person(dn=dn, username=name, email=email, first_name=first_name, last_name=last_name)
         if len(people) % 1000 == 0:
             progress(f"people: {len(people):,} read")
     progress(f"people: {len(people):,} read")
@@ -178,7 +205,7 @@ def _members(
                 "nobody is a member through it"
             )
         return set()
-    values = _values(found[0][1], attr)
+    values = _ranged_values(connection, dn, found[0][1], attr)
     if settings.LDAP_GROUP_TYPE == "posixGroup":
         return {normalize_username(v) for v in values if normalize_username(v) in people}
     names: set[str] = set()

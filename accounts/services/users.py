@@ -58,6 +58,10 @@ def create_user(
         catalog_access=catalog_access,
     )
     user.full_clean(exclude=["password"])
+    if User.objects.filter(username=username.lower()).exclude(directory_dn="").exists():
+        raise ValidationError(
+            {"username": f"{username.lower()} is a directory user; a local account may not differ only in case."}
+        )
     if password:
         _check_password(password, user, validate=validate)
         user.set_password(password)
@@ -90,7 +94,10 @@ def update_user(user: User, *, context: AuditContext, from_directory: bool = Fal
     for field, value in changes.items():
         setattr(user, field, value)
     user.is_staff = user.is_superuser
-    user.full_clean(exclude=["password"])
+    # Only what changes is validated: a value stored long ago (or copied from a directory) that today's
+    # rules refuse must never block another change, a deactivation above all.
+    unchanged = [f.name for f in User._meta.concrete_fields if f.name not in changes and f.name != "is_staff"]
+    user.full_clean(exclude=unchanged)
     after = user_state(user)
     if before == after:
         return user

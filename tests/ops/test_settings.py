@@ -134,6 +134,14 @@ def test_ldap_needs_a_user_search_base_and_a_group_base_for_the_admin_group(tmp_
     assert result.returncode != 0 and "LDAP_USER_SEARCH_BASE is required" in result.stderr
     result = load_settings(tmp_path, **LDAP_ON, LDAP_ADMIN_GROUP="cn=admins,ou=groups,dc=example,dc=org")
     assert result.returncode != 0 and "LDAP_GROUP_SEARCH_BASE is required" in result.stderr
+    result = load_settings(
+        tmp_path,
+        **LDAP_ON,
+        LDAP_GROUP_SEARCH_BASE="ou=groups,dc=example,dc=org",
+        LDAP_AUDITOR_GROUP="cn=auditors,ou=elsewhere,dc=example,dc=org",
+    )
+    assert result.returncode != 0 and "LDAP_AUDITOR_GROUP" in result.stderr.strip().splitlines()[-1]
+    assert "outside LDAP_GROUP_SEARCH_BASE" in result.stderr
 
 
 def test_ldap_on_adds_the_directory_backend_and_the_hourly_sync(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
+import ldap
 import pytest
 import redis
 from django.core.cache import caches
@@ -556,3 +557,102 @@ def test_start_tls_with_the_directory_ca_signs_in_and_an_untrusted_certificate_i
             assert "TLS with the directory failed" in str(last_access().detail)
             with pytest.raises(services.directory_sync.SyncFailed, match="TLS with the directory failed"):
                 services.directory_sync.sync_all()
+
+
+# --- what the review found ----------------------------------------------------------------------------
+
+
+def test_a_directory_value_django_refuses_never_blocks_deactivation_or_sign_in(
+    web: Team, people: Slapd, registry: Registry
+) -> None:
+    people.add_person("zed", "zed-pw-1234567", mail="zed@corp", given_name="Z" * 300)
+    people.add_member("web-devs", "zed")
+    assert ask_registry("zed", "zed-pw-1234567", PUSH).status_code == 200
+    zed = User.objects.get(username="zed")
+    assert zed.email == "" and zed.first_name == "Z" * 150  # tidied on the way in
+    User.objects.filter(pk=zed.pk).update(email="not an email")  # a row from before the rule
+    people.delete_person("zed")
+    report = services.directory_sync.sync_all()
+    assert not report.errors, report.errors
+    assert not User.objects.get(pk=zed.pk).is_active
+    people.add_person("zed", "zed-pw-1234567", mail="zed@corp")
+    assert ask_registry("zed", "zed-pw-1234567", PUSH).status_code == 200  # back, reactivated, never a 500
+
+
+def test_posix_group_members_with_a_mixed_case_uid_stay_members_at_sign_in(slapd: Slapd) -> None:
+    slapd.add_person("Pat", "pat-pw-1234567")
+    slapd.add_group("devs", ["Pat"], kind="posixGroup")
+    with directory(slapd, LDAP_GROUP_TYPE="posixGroup", LDAP_BIND_CACHE_TTL="0"):
+        team = services.create_team("devs", context=SYSTEM)
+        services.directory.set_directory_groups(team, [(slapd.group_dn("devs"), "member")], context=SYSTEM)
+        services.directory_sync.sync_all()
+        assert Membership.objects.filter(team=team, user__username="pat").exists()
+        assert sign_in("pat", "pat-pw-1234567")[1].status_code == 302
+        assert Membership.objects.filter(team=team, user__username="pat").exists()
+
+
+def test_a_second_uid_signs_in_to_the_same_account_and_a_new_person_gets_the_syncs_name(
+    slapd: Slapd, registry: Registry
+) -> None:
+    slapd.add_person("alice", "alice-pw-123456")
+    slapd.admin.modify_s(slapd.person_dn("alice"), [(ldap.MOD_ADD, "uid", [b"asmith"])])
+    with directory(slapd):
+        assert ask_registry("asmith", "alice-pw-123456").status_code == 200  # first ever: the entry's first uid
+        assert list(User.objects.values_list("username", flat=True)) == ["alice"]
+        assert ask_registry("alice", "alice-pw-123456").status_code == 200
+        assert ask_registry("asmith", "alice-pw-123456").status_code == 200
+        report = services.directory_sync.sync_all()
+    assert list(User.objects.values_list("username", "is_active")) == [("alice", True)]
+    assert not report.lines and not report.errors
+
+
+def test_surrounding_spaces_are_not_another_spelling_of_a_directory_name(
+    web: Team, people: Slapd, registry: Registry
+) -> None:
+    for variant in (" dora", "dora\t", "dora "):
+        assert ask_registry(variant, DORA_PW, PUSH).status_code == 401
+    assert not User.objects.filter(username__startswith="dora").exists()
+
+
+def test_a_local_account_may_not_be_created_beside_a_directory_user_in_another_case(web: Team, people: Slapd) -> None:
+    sign_in("dora", DORA_PW)
+    with pytest.raises(ValidationError, match="is a directory user"):
+        services.create_user("Dora", context=SYSTEM)
+
+
+def test_a_non_ascii_name_differing_only_in_case_from_a_local_account_is_refused(
+    slapd: Slapd, registry: Registry
+) -> None:
+    make_user("Émile")
+    slapd.add_person("émile", "emile-pw-123456")
+    with directory(slapd):
+        assert ask_registry("émile", "emile-pw-123456").status_code == 401
+    assert list(User.objects.values_list("username", flat=True)) == ["Émile"]
+
+
+class RangedDirectory:
+    """Answers base searches on one group the way Active Directory does past 1,500 members."""
+
+    def __init__(self, members: list[bytes], page: int) -> None:
+        self.members, self.page, self.asked = members, page, []
+
+    def search_st(self, dn: str, scope: int, filterstr: str, attrs: list[str], timeout: int) -> list:
+        self.asked.append(attrs[0])
+        start = int(attrs[0].split("=", 1)[1].split("-")[0]) if ";range=" in attrs[0] else 0
+        chunk = self.members[start : start + self.page]
+        end = "*" if start + self.page >= len(self.members) else str(start + self.page - 1)
+        return [(dn, {f"member;range={start}-{end}": chunk})]
+
+
+def test_active_directory_ranged_member_retrieval_is_followed_to_the_end(settings) -> None:
+    settings.LDAP_GROUP_TYPE, settings.LDAP_GROUP_MEMBER_ATTR = "activeDirectory", "member"
+    settings.LDAP_GROUP_FILTER, settings.LDAP_TIMEOUT = "(objectClass=*)", 2
+    dns = [f"cn=u{i},ou=people,dc=example,dc=org" for i in range(3200)]
+    directory_ = RangedDirectory([dn.encode() for dn in dns], page=1500)
+    people = {f"u{i}": services.directory_sync.Person(dn=dn, username=f"u{i}") for i, dn in enumerate(dns)}
+    by_dn = {dn: f"u{i}" for i, dn in enumerate(dns)}
+    found = services.directory_sync._members(
+        directory_, "cn=big,ou=groups,dc=example,dc=org", by_dn, people, [], seen=set()
+    )
+    assert len(found) == 3200
+    assert directory_.asked == ["member", "member;range=1500-*", "member;range=3000-*"]
