@@ -172,6 +172,7 @@ def cache_config(url: str) -> dict:
     )
 
 
+CONN_MAX_AGE = 600  # seconds a worker keeps its database connection
 CACHE_TABLE = "registryadmin_cache"  # made by a migration: the documented start runs only migrate
 
 
@@ -187,26 +188,34 @@ def private_file(path: Path) -> None:
 
 
 def database_config(url: str) -> dict:
-    """Django's DATABASES entry for ``DATABASE_URL``: SQLite (WAL, made ready for two writers) or PostgreSQL."""
+    """Django's DATABASES entry for ``DATABASE_URL``: SQLite (WAL, writers queued) or PostgreSQL.
+
+    Connections persist (``CONN_MAX_AGE``): opening one, and closing a SQLite one (a WAL
+    checkpoint), cost more than the token endpoint's whole decision. Both use the backends in
+    ``registryadmin.backends``: PostgreSQL's health check without a round trip on a busy
+    connection, SQLite's writers queued on a file lock instead of sleeping on busy.
+    """
     try:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     except Exception as exc:  # the parser raises several types for bad URLs
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
     engine = config.get("ENGINE", "")
     if engine.endswith("sqlite3"):
+        config["ENGINE"] = "registryadmin.backends.sqlite3"
         if config["NAME"] not in {"", ":memory:"}:
             # SQLite makes the file (and its -wal/-shm, which copy its mode) 0644 under the usual umask:
             # it holds password hashes and wrapped keys, so it is made 0600 before the first connection.
             private_file(Path(config["NAME"]))
-        config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {
-            # WAL + IMMEDIATE + a busy timeout: two gunicorn workers writing audit
-            # rows at once wait for each other instead of failing "database is locked".
+            # WAL + IMMEDIATE: readers never wait; writers queue on the backend's file lock, and the
+            # busy timeout is only the backstop for a writer outside it (the sqlite3 shell, say).
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }
-    elif not engine.endswith("postgresql"):
+    elif engine.endswith("postgresql"):
+        config["ENGINE"] = "registryadmin.backends.postgresql"
+    else:
         raise ImproperlyConfigured(f"DATABASE_URL={url!r}: only sqlite:/// and postgres:// are supported.")
     return config
 
