@@ -1,4 +1,11 @@
-"""The WSGI handler, with a request that refuses a charset which is not a text encoding.
+"""The WSGI handler: a lean middleware chain for the token endpoint, and a request that refuses
+a charset which is not a text encoding.
+
+Every ``docker pull`` asks ``/auth/token`` first; sessions, CSRF, authentication, messages, htmx
+and static files mean nothing there (registry clients send credentials with every request and the
+view is CSRF-exempt), yet they ran on each one. ``SafeWSGIHandler`` keeps a second chain built
+from ``TOKEN_MIDDLEWARE`` (the full list without those) and sends that one path through it: the
+same URL resolution, the same view and the same functions behind it, every other path unchanged.
 
 Django believes any codec named in ``Content-Type: ...; charset=``; ``base64``, ``hex``,
 ``zlib`` or ``rot13`` are codecs but not text encodings, and decoding the query string
@@ -13,6 +20,7 @@ import codecs
 import functools
 import warnings
 
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.utils.http import parse_header_parameters
 
@@ -55,4 +63,28 @@ class SafeWSGIRequest(WSGIRequest):
 
 
 class SafeWSGIHandler(WSGIHandler):
+    """Django's handler; ``TOKEN_PATH`` goes through the lean chain of ``TOKEN_MIDDLEWARE``."""
+
     request_class = SafeWSGIRequest
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.token_handler = _LeanHandler()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == settings.TOKEN_PATH:
+            return self.token_handler(environ, start_response)
+        return super().__call__(environ, start_response)
+
+
+class _LeanHandler(WSGIHandler):
+    request_class = SafeWSGIRequest
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django builds the chain from settings.MIDDLEWARE; once, at start-up, it reads the lean list.
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.TOKEN_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full

@@ -113,6 +113,19 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The token endpoint's chain (registryadmin.handler): the same list without what means nothing to a
+# registry client (static files, sessions, CSRF, the signed-in user, messages, htmx).
+TOKEN_PATH = "/auth/token"
+_NOT_FOR_TOKENS = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+}
+TOKEN_MIDDLEWARE = [name for name in MIDDLEWARE if name not in _NOT_FOR_TOKENS]
+
 ROOT_URLCONF = "registryadmin.urls"
 WSGI_APPLICATION = "registryadmin.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
