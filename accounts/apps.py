@@ -9,6 +9,8 @@ class AccountsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from accounts import signals  # noqa: F401  (connects the sign-in receivers)
+        from accounts.access.version import install_after_migrate
         from accounts.bootstrap import bootstrap_after_migrate
 
+        post_migrate.connect(install_after_migrate, sender=self)  # before bootstrap writes rows
         post_migrate.connect(bootstrap_after_migrate, sender=self)

@@ -413,3 +413,21 @@ class AuthHold(models.Model):
     def __str__(self) -> str:
         who = f"{self.username or '(refresh token)'} from {self.ip}" if self.scope == HoldScope.USER else self.ip
         return f"hold on {who} until {self.held_until:%Y-%m-%d %H:%M:%S} UTC"
+
+
+class AuthzState(models.Model):
+    """Version tags of what token decisions read, changed in the same transaction as the rows.
+
+    ``authz`` changes whenever a row a decision reads changes (database triggers on those tables,
+    installed by ``accounts.access.version`` after every migrate, so raw SQL and the admin count
+    too); ``limits`` whenever a failed sign-in is counted. Each token worker caches decisions
+    tagged with both, and its access-record INSERT only writes while they still hold. Values are
+    random (SQLite) or from a sequence (PostgreSQL), never ``+ 1``: a rolled-back change must
+    not hand its number to the next one.
+    """
+
+    name = models.CharField(max_length=10, primary_key=True)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.version}"

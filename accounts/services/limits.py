@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.access import version
 from accounts.models import AuthHold, HoldScope
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
@@ -120,6 +121,11 @@ def exempt(ip: str | None) -> bool:
     return any(address in network for network in settings.AUTH_LIMIT_EXEMPT_CIDRS)
 
 
+def counted(ip: str | None) -> bool:
+    """Whether failures from ``ip`` are counted at all (``check`` answers CLEAR without a read if not)."""
+    return _limits_on() and not exempt(ip)
+
+
 def _limits_on() -> bool:
     return bool(settings.AUTH_FAIL_LIMIT_USER or settings.AUTH_FAIL_LIMIT_IP)
 
@@ -149,6 +155,8 @@ def failed(username: str, ip: str | None) -> Hold | None:
     if not _limits_on() or exempt(ip):
         return None
     assert ip is not None
+    # Token workers that skipped ``check`` for pairs they knew clean learn here that they may not.
+    version.bump(version.LIMITS)
     now = _now()
     pair, address = _pair(username, ip), _address(ip)
     timeout = settings.AUTH_FAIL_WINDOW + _bucket_seconds()
