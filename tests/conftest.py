@@ -23,6 +23,7 @@ from accounts import services
 from accounts.models import Team, User
 from accounts.registry.keys import current_signer
 from accounts.registry.passwords import verified_cache
+from accounts.registry.snapshot import snapshot
 from audit.context import AuditContext
 from registryadmin.handler import SafeWSGIRequest
 from tests.harness import require_binary
@@ -144,6 +145,8 @@ def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches (signer, verified credentials) must not leak between tests' databases."""
     current_signer.clear()
     verified_cache.clear()
+    snapshot.clear()
     yield
     current_signer.clear()
     verified_cache.clear()
+    snapshot.clear()

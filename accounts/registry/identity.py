@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.access.engine import Subject
-from accounts.access.subjects import ANONYMOUS, subject_for_robot, subject_for_token, subject_for_user
+from accounts.access.subjects import ANONYMOUS, subject_for_user
 from accounts.constants import PAT_PREFIX, ROBOT_LOGIN_PREFIX, ROBOT_SECRET_PREFIX
 from accounts.models import PersonalAccessToken, Robot, User
-from accounts.registry.passwords import check_password
 from accounts.registry.refresh import user_for_refresh_token
 from accounts.registry.secrets import hash_candidates
+from accounts.registry.snapshot import FRESH, Fresh
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
@@ -61,7 +61,9 @@ def identify(
     offline: bool,
     client_id: str,
     context: AuditContext,
+    lookups: Fresh = FRESH,
 ) -> Identity | Failure:
+    """Who this is; ``lookups`` is where the rows come from (``accounts.registry.snapshot``)."""
     if grant_type == "refresh_token":
         user = user_for_refresh_token(refresh_token or "", service)
         if user is None:
@@ -70,24 +72,25 @@ def identify(
     if username is None:
         return ANONYMOUS_IDENTITY
     if username.startswith(ROBOT_LOGIN_PREFIX) or password.startswith(ROBOT_SECRET_PREFIX):
-        return _robot(username, password, context)
+        return _robot(username, password, context, lookups)
     if password.startswith(PAT_PREFIX):
-        return _access_token(username, password, context)
-    result = check_password(username, password)
+        return _access_token(username, password, context, lookups)
+    result = lookups.check_password(username, password)
     if not result.ok:
         if result.reason == "directory_unavailable":
             return Failure(f"directory unavailable: {result.detail}", status=503)
         return Failure("user is inactive" if result.reason == "inactive" else "bad username or password")
     refresh = services.new_refresh_token(result.user, service, client_id) if offline else None
-    return _user_identity(result.user, refresh_token=refresh)
+    return _user_identity(result.user, refresh_token=refresh, subject=lookups.subject_for_user(result.user))
 
 
-def _user_identity(user: User, *, refresh_token: str | None) -> Identity:
-    return Identity(subject_for_user(user), SubjectType.USER, user.username, user.pk, refresh_token=refresh_token)
+def _user_identity(user: User, *, refresh_token: str | None, subject: Subject | None = None) -> Identity:
+    subject = subject or subject_for_user(user)
+    return Identity(subject, SubjectType.USER, user.username, user.pk, refresh_token=refresh_token)
 
 
-def _robot(username: str, secret: str, context: AuditContext) -> Identity | Failure:
-    robot = Robot.objects.select_related("team").filter(secret_hash__in=hash_candidates(secret)).first()
+def _robot(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:
+    robot = lookups.robot(hash_candidates(secret))
     if robot is None or not hmac.compare_digest(robot.login_name.encode(), username.encode()):
         return Failure("bad robot name or secret", SubjectType.ROBOT)
     now = timezone.now()
@@ -95,11 +98,12 @@ def _robot(username: str, secret: str, context: AuditContext) -> Identity | Fail
     if refusal:
         return Failure(f"robot {robot.login_name} {refusal}", SubjectType.ROBOT, robot.login_name)
     _touch(robot, now, context, robot.login_name)
-    return Identity(subject_for_robot(robot), SubjectType.ROBOT, robot.login_name, credential=robot.login_name)
+    subject = lookups.subject_for_robot(robot, now)
+    return Identity(subject, SubjectType.ROBOT, robot.login_name, credential=robot.login_name)
 
 
-def _access_token(username: str, secret: str, context: AuditContext) -> Identity | Failure:
-    token = PersonalAccessToken.objects.select_related("user").filter(secret_hash__in=hash_candidates(secret)).first()
+def _access_token(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:
+    token = lookups.token(hash_candidates(secret))
     if token is None or not hmac.compare_digest(token.user.username.encode(), username.encode()):
         return Failure("bad username or token", SubjectType.TOKEN)
     label = f"{token.user.username}/{token.name}"
@@ -110,17 +114,26 @@ def _access_token(username: str, secret: str, context: AuditContext) -> Identity
     if not token.user.is_active:
         return Failure(f"user is inactive (token {label})", SubjectType.TOKEN, label)
     _touch(token, now, context, label)
-    return Identity(subject_for_token(token), SubjectType.TOKEN, token.user.username, token.user.pk, credential=label)
+    subject = lookups.subject_for_token(token)
+    return Identity(subject, SubjectType.TOKEN, token.user.username, token.user.pk, credential=label)
 
 
 def _touch(credential: Robot | PersonalAccessToken, now: datetime, context: AuditContext, label: str) -> None:
-    """Keep last-used time and address without a write on every request (at most once a minute)."""
+    """Keep last-used time and address without a write on every request (at most once a minute).
+
+    ``credential`` may be a cached row: its ``last_used_at`` is updated in place, and first use is
+    the UPDATE that found ``last_used_at`` empty, so two workers never both record it.
+    """
     last = credential.last_used_at
     if last is not None and now - last < TOUCH_EVERY:
         return
     model: type[Model] = type(credential)
-    model.objects.filter(pk=credential.pk).update(last_used_at=now, last_used_ip=context.ip)
-    if last is None:
+    rows = model.objects.filter(pk=credential.pk)
+    credential.last_used_at, credential.last_used_ip = now, context.ip
+    if last is not None:
+        rows.update(last_used_at=now, last_used_ip=context.ip)
+        return
+    if rows.filter(last_used_at__isnull=True).update(last_used_at=now, last_used_ip=context.ip) == 1:
         record(
             Kind.CREDENTIAL,
             "success",
@@ -128,3 +141,5 @@ def _touch(credential: Robot | PersonalAccessToken, now: datetime, context: Audi
             subject_type=SubjectType.SYSTEM,
             detail={"action": "credential.first_use", "credential": label},
         )
+    else:
+        rows.update(last_used_at=now, last_used_ip=context.ip)

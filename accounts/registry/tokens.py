@@ -5,6 +5,11 @@ a ``TokenOutcome`` with an HTTP status, and every path writes exactly one
 ``access`` record before answering (if that write fails, the caller answers
 503: an access without its record never happens).
 
+The same rules run against the database or against this process's exact cache
+(``accounts.registry.snapshot``): a plain repeat GET is answered from the cache, with one
+guarded INSERT; whatever the cache declines, and every retry it gives up on, is answered
+from the database. There is one copy of each rule: only where the rows come from differs.
+
 Was ``accounts/tokens.py`` before the layout split.
 """
 
@@ -16,19 +21,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts import services
 from accounts.access.engine import Subject, allowed_actions, catalog_allowed
 from accounts.access.scopes import Scope, ScopeError, parse_scopes
 from accounts.constants import ACTIONS
-from accounts.models import Registry, Repository
+from accounts.models import Registry
 from accounts.registry.identity import Failure, Identity, identify
-from accounts.registry.keys import current_signer
+from accounts.registry.snapshot import ATTEMPTS, FRESH, Decline, Fresh, Stale, snapshot
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
-from audit.services import record
+from audit.services import insert, record, record_values
 
 NBF_BACKDATE = 30  # seconds; registries allow some skew, clocks drift
 RETRY_WINDOW = timedelta(seconds=15)
@@ -61,22 +65,41 @@ class TokenOutcome:
 
 
 def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
-    """Answer one token request and record it."""
+    """Answer one token request and record it: from the cache when it can, else from the database."""
+    if _cacheable(request):
+        for _ in range(ATTEMPTS):
+            lookups = snapshot.lookups()
+            try:
+                return _issue(request, context, lookups)
+            except Decline:
+                break
+            except Stale:
+                snapshot.stale(lookups)  # something changed since the cache was read: read again
+    return _issue(request, context, FRESH)
+
+
+def _cacheable(request: TokenRequest) -> bool:
+    """The plain repeat case: a GET that asks for no refresh token and that the view found well-formed."""
+    return request.method == "GET" and not request.offline and not request.malformed and bool(request.service)
+
+
+def _issue(request: TokenRequest, context: AuditContext, lookups: Fresh) -> TokenOutcome:
     actor = (request.username or "")[:150]
     if request.malformed:
-        return _refuse(400, "invalid", request.malformed, context, request, actor)
-    registry = Registry.objects.filter(service=request.service).first() if request.service else None
+        return _refuse(400, "invalid", request.malformed, context, request, actor, lookups=lookups)
+    registry = lookups.registry(request.service) if request.service else None
     if registry is None:
-        return _refuse(400, "invalid", f"unknown service {request.service[:100]!r}", context, request, actor)
+        reason = f"unknown service {request.service[:100]!r}"
+        return _refuse(400, "invalid", reason, context, request, actor, lookups=lookups)
     try:
         scopes = parse_scopes(request.scopes)
     except ScopeError as exc:
-        return _refuse(400, "invalid", str(exc), context, request, actor)
+        return _refuse(400, "invalid", str(exc), context, request, actor, lookups=lookups)
     counted = request.username is not None or request.grant_type == "refresh_token"
     limit_name = request.username or ""  # the refresh-token grant names nobody: its own pair per address
-    checked = services.limits.check(limit_name, context.ip) if counted else services.limits.CLEAR
+    checked = lookups.check_limits(limit_name, context.ip) if counted else services.limits.CLEAR
     if checked.hold is not None:
-        return _limited(checked.hold, context, request, actor, scopes)
+        return _limited(checked.hold, context, request, actor, scopes, lookups)
     identity = identify(
         request.username,
         request.password or "",
@@ -86,6 +109,7 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
         offline=request.offline,
         client_id=request.client_id,
         context=context,
+        lookups=lookups,
     )
     if isinstance(identity, Failure):
         outcome = _refuse(
@@ -98,6 +122,7 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
             scopes=scopes,
             subject_type=identity.subject_type,
             credential=identity.credential,
+            lookups=lookups,
         )
         # containerd's GET retry is the same guess; a directory that cannot answer is nobody's guess
         if counted and identity.status == 401 and "retry_of" not in outcome.record_detail:
@@ -105,14 +130,14 @@ def issue(request: TokenRequest, context: AuditContext) -> TokenOutcome:
         return outcome
     if counted:
         services.limits.succeeded(limit_name, context.ip, checked)
-    access = _decide(identity.subject, scopes, registry.service)
-    return _grant(request, context, registry, identity, scopes, access)
+    access = _decide(identity.subject, scopes, registry.service, lookups)
+    return _grant(request, context, registry, identity, scopes, access, lookups)
 
 
-def _decide(subject: Subject, scopes: list[Scope], service: str) -> list[dict[str, Any]]:
+def _decide(subject: Subject, scopes: list[Scope], service: str, lookups: Fresh) -> list[dict[str, Any]]:
     now = timezone.now()
     names = [s.name for s in scopes if s.type == "repository"]
-    public = _public_names(names, service) if names else set()
+    public = lookups.public_names(names, service) if names else set()
     entries = []
     for scope in scopes:
         if scope.type == "repository":
@@ -146,13 +171,6 @@ def _scope_entry(scope: Scope, held: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def _public_names(names: list[str], service: str) -> set[str]:
-    rows = Repository.objects.filter(
-        Q(registry__isnull=True) | Q(registry__service=service), name__in=names, public=True
-    )
-    return set(rows.values_list("name", flat=True))
-
-
 def _outcome(access: list[dict[str, Any]]) -> str:
     if not any(entry["denied"] for entry in access):
         return "granted"
@@ -166,6 +184,7 @@ def _grant(
     identity: Identity,
     scopes: list[Scope],
     access: list[dict[str, Any]],
+    lookups: Fresh,
 ) -> TokenOutcome:
     now = int(timezone.now().timestamp())
     jti = uuid.uuid4().hex
@@ -193,8 +212,7 @@ def _grant(
         user_agent=context.user_agent,
         request_id=context.request_id,
     )
-    # One INSERT in autocommit: no transaction needed, and the token is signed only after it.
-    record(
+    values = record_values(
         Kind.ACCESS,
         _outcome(access),
         actor_context,
@@ -204,7 +222,12 @@ def _grant(
         actions=access,
         detail=detail,
     )
-    token = current_signer.get().sign(claims)
+    signer = lookups.signer()
+    # One INSERT in autocommit, the token signed only after it; from the cache, it writes only
+    # while nothing the decision read has changed since (else: decided again, nothing recorded).
+    if not insert(values, guard=lookups.guard()):
+        raise Stale
+    token = signer.sign(claims)
     issued = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body: dict[str, Any] = {
         "token": token,
@@ -247,7 +270,10 @@ def _refuse(
     subject_type: str = SubjectType.USER,
     credential: str = "",
     extra: dict[str, Any] | None = None,
+    lookups: Fresh = FRESH,
 ) -> TokenOutcome:
+    if lookups.cached:
+        raise Decline  # refusals are recorded and answered from the database
     requested = [
         {"type": s.type, "name": s.name, "requested": list(s.actions), "granted": [], "denied": list(s.actions)}
         for s in scopes or []
@@ -285,9 +311,16 @@ def _refuse(
 
 
 def _limited(
-    hold: services.limits.Hold, context: AuditContext, request: TokenRequest, actor: str, scopes: list[Scope]
+    hold: services.limits.Hold,
+    context: AuditContext,
+    request: TokenRequest,
+    actor: str,
+    scopes: list[Scope],
+    lookups: Fresh,
 ) -> TokenOutcome:
     """Held: recorded as ``limited``, and the guess is not even checked."""
+    if lookups.cached:
+        raise Decline
     retry_after = hold.retry_after()
     extra = {"hold": str(hold.scope), "retry_after": retry_after}
     _refuse(429, "limited", hold.reason, context, request, actor, scopes=scopes, extra=extra)

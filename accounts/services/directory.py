@@ -186,6 +186,11 @@ def _cached(name: str, password: str, user: User | None) -> bool:
     return isinstance(stamp, str) and hmac.compare_digest(stamp, _stamp(user))
 
 
+def remembered(username: str, password: str, user: User) -> bool:
+    """Whether a bind of ``username`` with ``password`` is remembered for ``user`` (no directory asked)."""
+    return _cached(normalize_username(username), password, user)
+
+
 def _remember(name: str, password: str, user: User) -> None:
     if not settings.LDAP_BIND_CACHE_TTL:
         return

@@ -322,17 +322,21 @@ def test_if_the_access_record_cannot_be_written_no_token_is_given(
     def broken(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr("accounts.registry.tokens.record", broken)
+    monkeypatch.setattr("accounts.registry.tokens.insert", broken)
     response = ask(client, "repository:web/app:pull", user="carol")
     assert response.status_code == 503
     assert "token" not in response.json()
 
 
-def test_a_repeat_request_makes_few_queries(client: Client, grants: None, django_assert_max_num_queries) -> None:
-    ask(client, "repository:web/app:pull", user="bob")  # warm the credential cache and signer
-    with django_assert_max_num_queries(7):  # one is the failure-limit check, a query under the database cache
+def test_a_repeat_request_makes_one_query_the_guarded_access_record(
+    client: Client, grants: None, django_assert_num_queries
+) -> None:
+    ask(client, "repository:web/app:pull", user="bob")  # verifies the password (fresh path)
+    ask(client, "repository:web/app:pull", user="bob")  # fills this process's cache, checks the pair once
+    with django_assert_num_queries(1) as queries:
         response = ask(client, "repository:web/app:pull", user="bob")
     assert response.status_code == 200
+    assert queries.captured_queries[0]["sql"].startswith("INSERT INTO")
 
 
 def test_other_methods_are_refused(client: Client, grants: None) -> None:
