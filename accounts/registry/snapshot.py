@@ -39,6 +39,7 @@ from accounts.registry.signing import Signer
 
 T = TypeVar("T")
 ATTEMPTS = 3  # cached tries before the fresh path answers (each failed try means a change just landed)
+MAX_ENTRIES = 50_000  # per generation; past it, rows are read but not kept (no growth under a flood of names)
 
 
 class Decline(Exception):
@@ -112,12 +113,16 @@ class Cached(Fresh):
         self.generation = generation
         self.skipped_limits = False
 
-    def _memo(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
+    def _memo(self, key: tuple[Any, ...], load: Callable[[], T], *, keep: Callable[[T], bool] = bool) -> T:
+        """The cached value, else ``load()``'s, kept when ``keep`` says so (misses are not: a flood of
+        unknown names or secrets must not grow the cache) and there is room."""
         entries = self.generation.entries
         try:
             return entries[key]
         except KeyError:
-            value = entries[key] = load()
+            value = load()
+            if keep(value) and len(entries) < MAX_ENTRIES:
+                entries[key] = value
             return value
 
     def registry(self, service: str) -> Registry | None:
@@ -128,7 +133,9 @@ class Cached(Fresh):
 
     def public_names(self, names: list[str], service: str) -> set[str]:
         return self._memo(
-            ("public", service, tuple(names)), lambda: frozenset(super(Cached, self).public_names(names, service))
+            ("public", service, tuple(names)),
+            lambda: frozenset(super(Cached, self).public_names(names, service)),
+            keep=lambda _: True,  # "none of these is public" is an answer too
         )
 
     def check_limits(self, name: str, ip: str | None) -> services.limits.Check:
@@ -141,13 +148,16 @@ class Cached(Fresh):
         checked = services.limits.check(name, ip)
         if checked.hold is not None or checked.dirty:
             raise Decline
-        self.generation.clean.add(pair)
+        if len(self.generation.clean) < MAX_ENTRIES:
+            self.generation.clean.add(pair)
         return checked
 
     def check_password(self, username: str, password: str) -> AuthResult:
         if not username or len(username) > 150 or "\0" in username:
             raise Decline
-        user, directory = self._memo(("resolve", username), lambda: services.directory.resolve(username))
+        user, directory = self._memo(
+            ("resolve", username), lambda: services.directory.resolve(username), keep=lambda found: found[0] is not None
+        )
         if user is None or not user.is_active:
             raise Decline
         if directory:

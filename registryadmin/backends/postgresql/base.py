@@ -35,6 +35,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _quiet(self) -> bool:
         try:
             readable, _, _ = select.select([self.connection.fileno()], [], [], 0)
-        except (OSError, ValueError, Exception):  # a closed connection has no descriptor
+        except Exception:  # a closed or broken connection has no usable descriptor
             return False
         return not readable
