@@ -101,7 +101,7 @@ def main() -> None:
     for sql in statements:
         print(f"  {sql[:160]}")
     stream = io.StringIO()
-    pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(profile, stream=stream).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
     print(stream.getvalue())
 
 
