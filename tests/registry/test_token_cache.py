@@ -30,7 +30,7 @@ from accounts.models import (
     User,
 )
 from accounts.registry import snapshot as snapshot_module
-from accounts.registry.snapshot import FRESH, snapshot
+from accounts.registry.snapshot import FRESH
 from accounts.registry.tokens import TokenRequest, _issue, issue
 from audit.chain import record_mac
 from audit.context import AuditContext
