@@ -42,7 +42,7 @@ PG_FUNCTION = "accounts_authz_bump"
 TRIGGER_PREFIX = "authz_bump"
 
 # Columns whose changes no decision reads: bookkeeping written on the hot path or by jobs.
-# Every other column of a watched table changes the version (tests/access/test_version.py
+# Every other column of a watched table changes the version (tests/registry/test_token_cache.py
 # lists them all, so a new column is watched unless it is added here on purpose).
 _CREDENTIAL_BOOKKEEPING = frozenset({"last_used_at", "last_used_ip", "expiry_recorded_at"})
 UNWATCHED_COLUMNS: dict[type[Model], frozenset[str]] = {
