@@ -15,11 +15,14 @@ from typing import Any
 import yaml
 from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from accounts import services
+from accounts.access.engine import role_at_most
 from accounts.access.patterns import InvalidName, validate_pattern, validate_repository_name
 from accounts.models import Grant, Membership, Registry, Repository, Role, Team, TeamRole, User
 from audit.context import AuditContext
+from audit.models import AuditRecord, Kind
 
 USER_KEYS = {"username", "email", "password", "active", "admin", "auditor", "catalog"}
 TEAM_KEYS = {"name", "description", "members", "directory_groups", "grants"}
@@ -478,7 +481,41 @@ class _Planner:
                 self.errors.append(f"{where}: team {name!r} is listed under teams; put this grant in its grants")
             label, lookup = f"team {name}", (lambda: Team.objects.get(name=name))
             existing = Grant.objects.filter(team__name=name, pattern=entry["repository"], registry=registry).first()
+        # Without managed_by the file leaves an existing grant's managing team as it is: still bound by it.
+        team = managed_by or (existing.managed_by.name if existing is not None and existing.managed_by_id else None)
+        if team is not None:
+            self._check_inside_team(where, entry, registry, team)
         self._upsert_grant(label, existing, entry, registry, lookup, managed_by)
+
+    def _check_inside_team(self, where: str, entry: dict[str, Any], registry: Registry | None, team: str) -> None:
+        """A managed grant must lie inside its team's unexpired grants as they will be after this policy."""
+        pattern, role = entry["repository"], entry["role"]
+        now = timezone.now()
+        held = self._team_grants_after(team)
+        registry_id = registry.pk if registry else None
+        for grant in services.covering_grants(held, pattern, registry_id, now):
+            if role_at_most(role, grant.role):
+                return
+        self.errors.append(
+            f"{where}: {role} on {pattern!r} lies outside what team {team} holds"
+            " (a grant its team manages must lie inside one of the team's unexpired grants)"
+        )
+
+    def _team_grants_after(self, name: str) -> list[Grant]:
+        """The team's grants once this policy is applied: the file's list for a team it lists, else today's."""
+        for team in self.policy["teams"]:
+            if team["name"] == name:
+                return [
+                    Grant(
+                        pattern=g["repository"],
+                        role=g["role"],
+                        expires_at=g.get("expires"),
+                        registry=self.registries.get(g.get("registry")) if g.get("registry") else None,
+                    )
+                    for g in team.get("grants") or []
+                ]
+        team = self.teams.get(name)
+        return list(team.grants.select_related("registry")) if team is not None else []
 
     def _upsert_grant(
         self,
@@ -519,6 +556,29 @@ class _Planner:
 def plan(policy: dict[str, list[dict[str, Any]]]) -> list[Change]:
     """The changes that would make the database match ``policy`` (raises PolicyError)."""
     return _Planner(policy).run()
+
+
+def last_record_id() -> int:
+    """The newest audit record's id: ``consequences`` lists what was written after it."""
+    return AuditRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def consequences(*, after: int) -> list[str]:
+    """Lines for the changes that other changes caused (a team grant revoked caps or ends managed grants)."""
+    records = AuditRecord.objects.filter(id__gt=after, kind=Kind.ADMIN_CHANGE).order_by("id")
+    lines = []
+    for detail in records.values_list("detail", flat=True):
+        cause = detail.get("cause") if isinstance(detail, dict) else None
+        if not cause:
+            continue
+        what = "capped" if detail.get("action") == "grant.cap" else "revoked"
+        after_role = (detail.get("after") or {}).get("role")
+        because = f"team {cause.get('team')}'s {cause.get('role')} on {cause.get('pattern')} {cause.get('change')}"
+        if not cause.get("pattern"):
+            because = f"team {cause.get('team')} {cause.get('change')}"
+        to = f" to {after_role}" if after_role else ""
+        lines.append(f"  -> {what} {detail.get('target')}{to} ({because})")
+    return lines
 
 
 def export() -> dict[str, list[dict[str, Any]]]:

@@ -124,13 +124,20 @@ def record_change(
     after: dict[str, Any] | None = None,
     repository: str = "",
     registry: str = "",
+    cause: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    """An admin change: ``action`` like ``grant.create``, ``target`` a readable name."""
+    """An admin change: ``action`` like ``grant.create``, ``target`` a readable name.
+
+    ``cause`` names the change that brought this one about (a team grant revoked ends the grants
+    its leads handed out inside it: each of those records names that team grant).
+    """
     detail: dict[str, Any] = {"action": action, "target": target}
     if before is not None:
         detail["before"] = before
     if after is not None:
         detail["after"] = after
+    if cause is not None:
+        detail["cause"] = cause
     subject_type = SubjectType.USER if context.actor_id is not None else SubjectType.SYSTEM
     return record(
         Kind.ADMIN_CHANGE,

@@ -8,6 +8,7 @@ from django.db import transaction
 from accounts.models import Membership, Team, TeamRole, User
 from accounts.registry import htpasswd
 from accounts.services._common import _credential_record, grant_state
+from accounts.services.grants import end_managed_grants
 from audit.context import AuditContext
 from audit.services import record_change
 
@@ -43,6 +44,7 @@ def delete_team(team: Team, *, context: AuditContext) -> None:
         "grants": [grant_state(g) for g in team.grants.select_related("team", "registry", "managed_by")],
     }
     robots = [robot.login_name for robot in team.robots.select_related("team")]
+    end_managed_grants(team, context=context)  # would be left unmanaged (SET_NULL) and outside any team's
     team.delete()
     record_change(context, "team.delete", state["name"], before=state)
     for login_name in robots:

@@ -140,7 +140,7 @@ def test_export_then_apply_is_a_round_trip(tmp_path: Path) -> None:
     services.create_grant(
         User.objects.get(username="bob"),
         "web/tools",
-        "admin",
+        "write",  # inside team web's write on web/* (a managed grant must be)
         registry=Registry.objects.get(service="hub"),
         managed_by=Team.objects.get(name="web"),
         context=SYSTEM,

@@ -371,6 +371,10 @@ def test_an_admin_grants_a_team_for_one_registry_managed_by_another_team(world) 
         "registry": "registry",
         "managed_by": "web",
     }
+    refused = client_for("ada", world).post(NEW, data)
+    assert refused.status_code == 400
+    assert "lies outside what team web holds" in refused.content.decode()  # a managed grant leans on its team's
+    services.create_grant(Team.objects.get(name="web"), "ops/**", "admin", context=SYSTEM)
     assert client_for("ada", world).post(NEW, data).status_code == 302
     grant = Grant.objects.get(team__name="ops")
     assert (grant.registry.service, grant.managed_by.name, grant.expires_at) == ("registry", "web", None)

@@ -153,8 +153,10 @@ def test_deleting_takes_memberships_grants_and_robots_and_is_in_the_change_log(w
     assert "Deleted team web" in response.content.decode()
     assert not Membership.objects.exists() and not Robot.objects.exists()
     assert not Grant.objects.filter(team__isnull=False).exists()
-    kept = Grant.objects.get(user__username="carol")
-    assert kept.managed_by is None
+    # The grant the team managed for carol ends with it, recorded and naming the team.
+    assert not Grant.objects.filter(user__username="carol").exists()
+    ended = AuditRecord.objects.filter(kind="admin_change", detail__action="grant.revoke", detail__before__user="carol")
+    assert [r.detail["cause"] for r in ended] == [{"team": "web", "change": "team deleted"}]
     record = AuditRecord.objects.filter(kind="admin_change", detail__action="team.delete").latest("id")
     assert record.actor == "ada" and record.detail["before"]["members"] == {"alice": "maintainer", "bob": "member"}
     gone = AuditRecord.objects.filter(kind="credential", detail__action="robot.delete").latest("id")

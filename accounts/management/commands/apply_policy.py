@@ -27,10 +27,15 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 changes = policy.plan(policy.load(text))
+                mark = policy.last_record_id()
                 for change in changes:
                     self.stdout.write(str(change))
-                    if not dry_run:
-                        change.apply(context)
+                    change.apply(context)
+                # What the changes took with them: grants a team managed that its grants no longer cover.
+                for line in policy.consequences(after=mark):
+                    self.stdout.write(line)
+                if dry_run:
+                    transaction.set_rollback(True)  # a dry run is the same run, rolled back
         except policy.PolicyError as exc:
             raise CommandError("policy not applied, nothing changed:\n  " + "\n  ".join(exc.errors)) from None
         except ValidationError as exc:

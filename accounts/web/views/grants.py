@@ -43,6 +43,7 @@ def _page_of_grants(request: HttpRequest, grants: QuerySet[Grant]) -> Page:
     page = page_of(request, grants.values_list("pk", flat=True))
     rows = GRANTS.in_bulk(list(page.object_list))
     page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
+    services.attach_parents(page.object_list, timezone.now())  # the team grant each managed one lies in
     return page
 
 

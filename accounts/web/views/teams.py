@@ -127,15 +127,17 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
         raise PermissionDenied(f"Only members of team {team.name}, auditors and administrators may see it.")
     search = TeamSearchForm(request.GET)
     managed = Grant.objects.filter(managed_by=team).order_by("pattern", "id")
-    managed_rows = Grant.objects.select_related("user", "team", "robot__team", "registry")
+    managed_rows = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
     now = timezone.now()
+    managed_page = _named_page(request, managed, "managed", "managed", rows=managed_rows)
+    services.attach_parents(managed_page.object_list, now)
     return {
         "team": team,
         "search": search,
         "member_search": search.text("member"),
         "members": _named_page(request, _members(team, search.text("member")), "members", "members"),
         "team_grants": list(team.grants.select_related("registry")),
-        "managed_grants": _named_page(request, managed, "managed", "managed", rows=managed_rows),
+        "managed_grants": managed_page,
         "robots": list(team.robots.with_state(now)),
         "directory_groups": list(team.directory_groups.annotate(member_count=Count("memberships")).order_by("dn")),
         "directory_on": services.directory.enabled(),
