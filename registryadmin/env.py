@@ -11,13 +11,17 @@ import ipaddress
 import os
 import re
 import secrets
+from email.utils import getaddresses
 from pathlib import Path
+from typing import TypedDict
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import dj_database_url
 import ldap
 import ldap.dn
 from celery.schedules import crontab
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -289,4 +293,207 @@ def envreadablefile(name: str) -> str:
     value = envstr(name, "")
     if value and not os.access(value, os.R_OK):
         raise ImproperlyConfigured(f"{name}={value!r} cannot be read.")
+    return value
+
+
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+CONSOLE_BACKEND = "django.core.mail.backends.console.EmailBackend"
+FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+MAIL_TIMEOUT = 10  # seconds: an SMTP server that stops answering must not hold a worker for long
+_SMTP_PORTS = {"smtp": 25, "smtp+tls": 587, "smtps": 465}
+# The separate names; EMAIL_URL carries all of them, so none may stand beside it.
+EMAIL_HOST_NAMES = (
+    "EMAIL_HOST",
+    "EMAIL_PORT",
+    "EMAIL_HOST_USER",
+    "EMAIL_HOST_PASSWORD",
+    "EMAIL_HOST_PASSWORD_FILE",
+    "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL",
+    "EMAIL_TIMEOUT",
+)
+
+
+class EmailSettings(TypedDict):
+    """Django's outgoing-mail settings, by their Django names."""
+
+    EMAIL_BACKEND: str
+    EMAIL_HOST: str
+    EMAIL_PORT: int
+    EMAIL_HOST_USER: str
+    EMAIL_HOST_PASSWORD: str
+    EMAIL_USE_TLS: bool
+    EMAIL_USE_SSL: bool
+    EMAIL_TIMEOUT: int
+    EMAIL_FILE_PATH: str
+
+
+def _mail_settings(
+    backend: str,
+    *,
+    host: str = "localhost",
+    port: int = 25,
+    user: str = "",
+    password: str = "",
+    use_tls: bool = False,
+    use_ssl: bool = False,
+    timeout: int = MAIL_TIMEOUT,
+    file_path: str = "",
+) -> EmailSettings:
+    return {
+        "EMAIL_BACKEND": backend,
+        "EMAIL_HOST": host,
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": user,
+        "EMAIL_HOST_PASSWORD": password,
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        "EMAIL_TIMEOUT": timeout,
+        "EMAIL_FILE_PATH": file_path,
+    }
+
+
+def _shown(url: str) -> str:
+    """What an error message shows of ``url``: its scheme and host, nothing else.
+
+    Errors end up in logs, and in a malformed URL any other part may be a password (one with an
+    unencoded ``/`` or ``#`` shifts everything after it); the user goes too, as some providers take
+    an API key as the user name.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.partition(":")[0] + ":..."
+    host = re.split(r"[/?#]", rest.rpartition("@")[2], maxsplit=1)[0]
+    host = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+    return f"{scheme}://{host}..."
+
+
+def _url_query(query: str, shown: str) -> dict[str, str]:
+    """The parameters of an smtp URL: tls, ssl (booleans) and timeout (seconds)."""
+    values: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in {"tls", "ssl", "timeout"}:
+            # The name is not echoed: after a password's unencoded "?", the password is a "name".
+            raise ImproperlyConfigured(f"EMAIL_URL ({shown}): the only parameters are tls, ssl and timeout.")
+        values[key] = value.strip().lower()
+    for key in ("tls", "ssl"):
+        if values.get(key, "") not in _TRUE | _FALSE:
+            raise ImproperlyConfigured(f"EMAIL_URL ({shown}): {key} must be true or false.")
+    timeout = values.get("timeout", str(MAIL_TIMEOUT))
+    if not timeout.isdigit() or not 1 <= int(timeout) <= 3600:
+        raise ImproperlyConfigured(f"EMAIL_URL ({shown}): timeout must be whole seconds from 1 to 3600.")
+    return values | {"timeout": timeout}
+
+
+def email_config(url: str) -> EmailSettings:
+    """Django's EMAIL_* settings for ``EMAIL_URL``.
+
+    ``smtp://user:password@host:25`` (user and password percent-decoded), ``smtp+tls://host:587`` or
+    ``?tls=true`` for STARTTLS, ``smtps://host:465`` (or ``?ssl=true``) for TLS from the first byte,
+    ``?timeout=N`` seconds; ``console://`` prints each mail, ``file:///abs/dir`` writes one file each.
+    Errors show only the URL's scheme and host: never a password.
+    """
+    shown = _shown(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ImproperlyConfigured(f"EMAIL_URL ({shown}) cannot be parsed.") from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"EMAIL_URL ({shown}): the port must be a number from 1 to 65535.") from None
+    scheme = parts.scheme.lower()
+    if scheme in {"console", "file"}:
+        if parts.query or parts.netloc or (scheme == "console" and parts.path.strip("/")):
+            raise ImproperlyConfigured(f"EMAIL_URL ({shown}): use console:// or file:///absolute/directory.")
+        if scheme == "console":
+            return _mail_settings(CONSOLE_BACKEND)
+        if not parts.path.startswith("/") or parts.path == "/":
+            raise ImproperlyConfigured(f"EMAIL_URL ({shown}): use file:///absolute/directory.")
+        return _mail_settings(FILE_BACKEND, file_path=unquote(parts.path))
+    if scheme not in _SMTP_PORTS:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL ({shown}): use smtp://, smtp+tls:// (STARTTLS), smtps:// (TLS), console:// or file:///dir."
+        )
+    if not parts.hostname or port == 0 or parts.path.strip("/"):
+        raise ImproperlyConfigured(f"EMAIL_URL ({shown}) must be {scheme}://[user:password@]host[:port].")
+    query = _url_query(parts.query, shown)
+    use_tls = scheme == "smtp+tls" or query.get("tls") in _TRUE
+    use_ssl = scheme == "smtps" or query.get("ssl") in _TRUE
+    if use_tls and use_ssl:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL ({shown}): choose STARTTLS (smtp+tls://, port 587) or TLS (smtps://, port 465), not both."
+        )
+    return _mail_settings(
+        SMTP_BACKEND,
+        host=parts.hostname,
+        port=port or _SMTP_PORTS[scheme],
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        use_tls=use_tls,
+        use_ssl=use_ssl,
+        timeout=int(query["timeout"]),
+    )
+
+
+def envemail() -> EmailSettings:
+    """The outgoing-mail settings: ``EMAIL_URL`` (or ``_FILE``), or ``EMAIL_HOST`` and its companions.
+
+    With neither, the console backend prints every mail in the server's output, so a checkout that
+    has no mail server still shows what would have been sent.
+    """
+    url = envsecret("EMAIL_URL")
+    beside = [name for name in EMAIL_HOST_NAMES if _raw(name)]
+    if url and beside:
+        raise ImproperlyConfigured(f"Set either EMAIL_URL or {', '.join(beside)}, not both: EMAIL_URL says it all.")
+    if url:
+        return email_config(url)
+    host = envstr("EMAIL_HOST")
+    if not host:
+        if beside:
+            raise ImproperlyConfigured(f"{', '.join(beside)} set without EMAIL_HOST (or use EMAIL_URL).")
+        return _mail_settings(CONSOLE_BACKEND)
+    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
+        # Not echoed: a URL pasted here may hold a password.
+        raise ImproperlyConfigured("EMAIL_HOST must be a host name such as smtp.example.org (URLs go in EMAIL_URL).")
+    use_tls, use_ssl = envbool("EMAIL_USE_TLS", False), envbool("EMAIL_USE_SSL", False)
+    if use_tls and use_ssl:
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both true: choose one (587 STARTTLS, 465 TLS).")
+    return _mail_settings(
+        SMTP_BACKEND,
+        host=host,
+        port=envint("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        user=envstr("EMAIL_HOST_USER"),
+        password=envsecret("EMAIL_HOST_PASSWORD") or "",
+        use_tls=use_tls,
+        use_ssl=use_ssl,
+        timeout=envint("EMAIL_TIMEOUT", MAIL_TIMEOUT, minimum=1, maximum=3600),
+    )
+
+
+def mail_domain(host: str) -> str:
+    """``host`` as the domain of an address: an IP address goes in brackets (RFC 5321's address literal)."""
+    with contextlib.suppress(ValueError):
+        return f"[{ipaddress.ip_address(host)}]"
+    return host
+
+
+def _is_one_address(text: str) -> bool:
+    addresses = getaddresses([text])
+    if len(addresses) != 1 or "\n" in text or "\r" in text:
+        return False
+    try:
+        validate_email(addresses[0][1])
+    except ValidationError:
+        return False
+    return True
+
+
+def envmailbox(name: str, default: str) -> str:
+    """One address, bare or with a display name: ``ops@example.org`` or ``Registry <ops@example.org>``."""
+    value = envstr(name, default)
+    if not _is_one_address(value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not one e-mail address (e.g. registryadmin@example.org or Ops <ops@example.org>)."
+        )
     return value

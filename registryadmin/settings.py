@@ -9,6 +9,7 @@ import ldap
 from django_auth_ldap.config import LDAPSearch
 
 from registryadmin.env import (
+    SMTP_BACKEND,
     USER_FILTER_ATTRIBUTE,
     cache_config,
     database_config,
@@ -16,16 +17,19 @@ from registryadmin.env import (
     envchoice,
     envcrontab,
     envdn,
+    envemail,
     envfilemode,
     envint,
     envldapfilter,
     envldapuri,
     envlist,
+    envmailbox,
     envnetworks,
     envreadablefile,
     envsecret,
     envstr,
     envurl,
+    mail_domain,
     read_or_create_secret,
 )
 
@@ -263,6 +267,25 @@ CONTENT_SECURITY_POLICY = (
 # Request bodies above this are refused with 413 before anything parses them (notification
 # envelopes are the largest bodies we take: a registry sends a few events per envelope).
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BODY", 2_621_440, minimum=65_536)
+
+# Outgoing mail, named once for every feature that sends it (access reviews, expiry reminders, rotation
+# alerts; see registryadmin/mail.py): EMAIL_URL, or EMAIL_HOST and its companions. With neither, the
+# console backend prints each mail in the server's output (what `make run` does), and EMAIL_CONFIGURED
+# is false so pages can say that mail is not configured.
+_mail = envemail()
+EMAIL_BACKEND = _mail["EMAIL_BACKEND"]
+EMAIL_HOST = _mail["EMAIL_HOST"]
+EMAIL_PORT = _mail["EMAIL_PORT"]
+EMAIL_HOST_USER = _mail["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _mail["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _mail["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _mail["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _mail["EMAIL_TIMEOUT"]
+EMAIL_FILE_PATH = _mail["EMAIL_FILE_PATH"]
+EMAIL_CONFIGURED = EMAIL_BACKEND == SMTP_BACKEND  # console:// and file:// reach nobody
+_mail_from = f"registryadmin@{mail_domain(_public.hostname or 'localhost')}"
+DEFAULT_FROM_EMAIL = envmailbox("DEFAULT_FROM_EMAIL", _mail_from)
+SERVER_EMAIL = envmailbox("SERVER_EMAIL", _mail_from)  # the From of Django's own error mails
 
 # Celery: Redis in production; with no broker configured, kombu's filesystem
 # transport under DATA_DIR so `make run` needs no server at all.
