@@ -431,3 +431,130 @@ class AuthzState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.version}"
+
+
+class ProposalKind(models.TextChoices):
+    READ = "read", "Lower to read"
+    REVOKE = "revoke", "Revoke"
+    DEACTIVATE = "deactivate", "Deactivate"
+
+
+class DismissedProposal(models.Model):
+    """An unused-rights proposal someone dismissed, with why: not proposed again until ``until``.
+
+    ``key`` names the proposal (subject type, subject, registry, pattern and what was proposed), so a
+    different proposal for the same grant (revoke after read was dismissed) is still made.
+    """
+
+    key = models.CharField(max_length=700, unique=True)
+    subject_type = models.CharField(max_length=10)
+    subject = models.CharField(max_length=255)
+    pattern = models.CharField(max_length=255, blank=True)
+    proposal = models.CharField(max_length=12, choices=ProposalKind.choices)
+    reason = models.CharField(max_length=500)
+    dismissed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dismissed_by_name = models.CharField(max_length=150)
+    dismissed_at = models.DateTimeField(default=timezone.now)
+    until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-dismissed_at"]
+        indexes = [models.Index(fields=["until"], name="dismissed_proposal_until")]
+
+    def __str__(self) -> str:
+        return f"{self.proposal} {self.subject} {self.pattern} dismissed until {self.until:%Y-%m-%d}"
+
+
+class ReviewCampaign(models.Model):
+    """An access review: every grant, membership and robot goes to someone to certify or revoke by ``deadline``.
+
+    A team's items go to its leads; what no team manages goes to admins, and so does every item
+    left unanswered at the deadline (``escalated_at`` on the campaign and on each item).
+    """
+
+    name = models.CharField(max_length=100)
+    started_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_by_name = models.CharField(max_length=150)
+    scheduled = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    deadline = models.DateTimeField()
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReviewItemKind(models.TextChoices):
+    GRANT = "grant", "Grant"
+    MEMBERSHIP = "membership", "Team membership"
+    ROBOT = "robot", "Robot"
+
+
+class ReviewDecision(models.TextChoices):
+    PENDING = "", "Waiting"
+    CERTIFIED = "certified", "Certified"
+    REVOKED = "revoked", "Revoked"
+    GONE = "gone", "Gone before it was answered"
+
+
+class ReviewItem(models.Model):
+    """One thing a campaign asks about, frozen as it stood when the campaign started.
+
+    ``team`` is the team whose leads answer (null: admins). The links to the grant, membership
+    or robot are nulled when it goes; ``subject``, ``pattern``, ``role`` and ``last_used`` keep
+    what the reviewer was shown, for the evidence export.
+    """
+
+    campaign = models.ForeignKey(ReviewCampaign, on_delete=models.CASCADE, related_name="items")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    team_name = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=12, choices=ReviewItemKind.choices)
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    membership = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    robot = models.ForeignKey(Robot, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.CharField(max_length=255)
+    pattern = models.CharField(max_length=255, blank=True)
+    registry = models.CharField(max_length=255, blank=True)
+    role = models.CharField(max_length=12, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=ReviewDecision.choices, blank=True, default="")
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["team_name", "kind", "subject", "pattern", "id"]
+        indexes = [models.Index(fields=["campaign", "team", "decision"], name="review_item_queue")]
+
+    def __str__(self) -> str:
+        what = f"{self.role} on {self.pattern}" if self.kind == ReviewItemKind.GRANT else self.kind
+        return f"{what} of {self.subject} ({self.decision or 'waiting'})"
+
+
+class ExpiryReminder(models.Model):
+    """A reminder mail sent for one expiry of a grant, robot or token: sent once per expiry time.
+
+    Extending the expiry makes a new one due for the new time. No foreign keys: the row outlives
+    what it reminded of, and token decisions never read it.
+    """
+
+    kind = models.CharField(max_length=10)  # grant | robot | token
+    object_id = models.BigIntegerField()
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id", "expires_at"], name="expiry_reminder_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id} expiring {self.expires_at:%Y-%m-%d}"

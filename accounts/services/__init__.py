@@ -6,12 +6,12 @@ commands, the admin site and Celery tasks all call these; none saves models
 directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
-``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``; shared helpers in
-``_common``). They import from ``_common`` and from each other, never from this
+``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``,
+``unused``, ``reviews``, ``reminders``; shared helpers in ``_common``). They import from ``_common`` and from each other, never from this
 package; callers import from here (``from accounts import services``).
 """
 
-from accounts.services import directory, directory_sync, limits
+from accounts.services import directory, directory_sync, limits, reminders, reviews, unused
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     create_access_token,
@@ -120,5 +120,8 @@ __all__ = [
     "update_registry",
     "update_team",
     "update_user",
+    "reminders",
+    "reviews",
+    "unused",
     "user_state",
 ]

@@ -1,0 +1,1 @@
+"""Expiry reminders: a mail before a grant, robot or token expires (being built)."""
