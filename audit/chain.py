@@ -32,6 +32,7 @@ from django.db import DatabaseError
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from audit import usage
 from audit.models import (
     AuditHourly,
     AuditRecord,
@@ -462,10 +463,11 @@ def _key(row: Row, fields: Sequence[str]) -> tuple[Any, ...]:
 
 
 def _add_to_rollups(rows: Iterable[Row]) -> None:
-    """Count freshly sealed records into both rollup tables (the caller holds the sealer lock)."""
+    """Count freshly sealed records into the rollup tables and the usage rollups (the caller holds the sealer lock)."""
     rows = list(rows)
     _upsert_counts(AuditRollup, ROLLUP_FIELDS, Counter(_key(row, ROLLUP_FIELDS) for row in rows))
     _upsert_counts(AuditHourly, HOURLY_FIELDS, Counter(_key(row, HOURLY_FIELDS) for row in rows))
+    usage.add(rows)
 
 
 def _upsert_counts(model: type[AuditRollup] | type[AuditHourly], fields: Sequence[str], counts: Counter) -> None:

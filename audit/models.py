@@ -265,3 +265,86 @@ class AuditExport(models.Model):
 
     def __str__(self) -> str:
         return f"export #{self.pk} ({self.format}, {self.status})"
+
+
+class UseAction(models.TextChoices):
+    """What a usage row counts: a granted repository action, or an issued token at all."""
+
+    PULL = "pull", "Pull"
+    PUSH = "push", "Push"
+    DELETE = "delete", "Delete"
+    LOGIN = "login", "Login"
+
+
+class AccessUse(models.Model):
+    """When a subject last (and first) used one right, and how often: ``AccessUseDay`` summed over its days.
+
+    Kept by the sealer from access records that issued a token (granted, partial, denied) to a
+    user, robot or personal access token; refusals and anonymous requests count nothing. Each
+    record counts once per granted ``pull``/``push``/``delete`` on a repository (``*`` and the
+    catalog add nothing) and once as ``login`` (``repository`` empty: the subject authenticated,
+    whatever it asked for).
+
+    ``subject_type`` and ``actor``: ``user`` and the username, ``robot`` and its login name
+    (``robot$team+name``). A personal access token acts with part of its user's rights, so its
+    records count under ``user`` and the username (a user's rights show as used when only
+    their tokens use them), and also as ``login`` under ``token`` and the token's label
+    (``username/tokenname``), for the token's own last use; ``token`` rows are only ``login``.
+
+    ``first_at``, ``last_at`` and ``count`` cover the retained access records only and are
+    exact: retention recomputes a row from the days it keeps, and removes it with its last
+    day, so ``last_at`` always names a record that still exists.
+    """
+
+    subject_type = models.CharField(max_length=20, choices=SubjectType.choices)
+    actor = models.CharField(max_length=255)
+    registry = models.CharField(max_length=255)
+    repository = models.CharField(max_length=255, blank=True)
+    action = models.CharField(max_length=10, choices=UseAction.choices)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Leads with (actor, subject_type): it is also the index the report's lookups use.
+            models.UniqueConstraint(
+                fields=["actor", "subject_type", "registry", "repository", "action"], name="audit_access_use_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.registry}/{self.repository}" if self.repository else self.registry
+        return f"{self.subject_type} {self.actor} {self.action} {where}: last {self.last_at:%Y-%m-%d %H:%M}"
+
+
+class AccessUseDay(models.Model):
+    """``AccessUse`` per UTC day: how often in the last N days, and what retention drops with a day's records.
+
+    ``first_at`` and ``last_at`` (the day's first and last use) let retention recompute
+    ``AccessUse`` exactly from the days it keeps.
+    """
+
+    day = models.DateField()
+    subject_type = models.CharField(max_length=20, choices=SubjectType.choices)
+    actor = models.CharField(max_length=255)
+    registry = models.CharField(max_length=255)
+    repository = models.CharField(max_length=255, blank=True)
+    action = models.CharField(max_length=10, choices=UseAction.choices)
+    count = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Leads with the day: retention deletes a whole day at once.
+            models.UniqueConstraint(
+                fields=["day", "subject_type", "actor", "registry", "repository", "action"],
+                name="audit_access_use_day_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["actor", "day"], name="audit_use_day_actor_day")]
+
+    def __str__(self) -> str:
+        where = f"{self.registry}/{self.repository}" if self.repository else self.registry
+        return f"{self.day} {self.subject_type} {self.actor} {self.action} {where}: {self.count}"

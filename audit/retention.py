@@ -3,6 +3,8 @@
 A dropped segment keeps its ``AuditSegment`` row with a keyed checkpoint of the chain that
 went, and with it its place in the chain of segments, so ``verify`` still accounts for it and
 the remaining chains verify unchanged; a segment removed any other way leaves a gap.
+The rollups counted from a dropped segment's records go with them (``usage.forget_day`` keeps
+the usage rollups exact for the days left).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from audit import chain
-from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment
+from audit import chain, usage
+from audit.models import AuditHourly, AuditRecord, AuditRollup, AuditSeal, AuditSegment, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def _has_unsealed(name: str) -> bool:
 
 
 def _delete_contents(segment: AuditSegment) -> None:
-    """Records (past the append-only guard, as only retention may), seals, and the hours' rollups."""
+    """Records (past the append-only guard, as only retention may), seals, and the rollups that counted them."""
     sealed_ids = AuditSeal.objects.filter(segment=segment.name).values("record_id")
     records = AuditRecord.objects.filter(segment=segment.name, id__in=sealed_ids)
     deleted_records = records._raw_delete(records.db)
@@ -86,3 +88,5 @@ def _delete_contents(segment: AuditSegment) -> None:
     # Rollups carry actors and addresses: they go with the records they count.
     AuditRollup.objects.filter(kind=kind, hour__gte=start, hour__lt=start + timedelta(days=1)).delete()
     AuditHourly.objects.filter(kind=kind, hour__gte=start, hour__lt=start + timedelta(days=1)).delete()
+    if kind == Kind.ACCESS:
+        usage.forget_day(start.date())
