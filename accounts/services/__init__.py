@@ -7,8 +7,9 @@ directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
 ``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``,
-``unused``, ``reviews``, ``reminders``; shared helpers in ``_common``). They import from ``_common`` and from each other, never from this
-package; callers import from here (``from accounts import services``).
+``unused``, ``reviews``, ``reminders``; shared helpers in ``_common``). They import from
+``_common`` and from each other, never from this package; callers import from here
+(``from accounts import services``).
 """
 
 from accounts.services import directory, directory_sync, limits, reminders, reviews, unused
@@ -105,7 +106,9 @@ __all__ = [
     "notification_secret",
     "purge_expired_grants",
     "record_credential_expiries",
+    "reminders",
     "remove_membership",
+    "reviews",
     "revoke_access_token",
     "revoke_grant",
     "revoke_refresh_tokens",
@@ -116,12 +119,10 @@ __all__ = [
     "set_membership",
     "set_password",
     "set_repository_public",
+    "unused",
     "update_grant",
     "update_registry",
     "update_team",
     "update_user",
-    "reminders",
-    "reviews",
-    "unused",
     "user_state",
 ]

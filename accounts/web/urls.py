@@ -16,11 +16,13 @@ from accounts.web.views import (
     keys,
     registries,
     repositories,
+    reviews,
     robots,
     setup,
     signin,
     teams,
     tokens,
+    unused,
     users,
 )
 
@@ -50,10 +52,23 @@ team_patterns = [
 ]
 
 access_patterns = [
+    path("unused/", unused.unused_list, name="unused"),
+    path("unused/apply", unused.unused_apply, name="unused_apply"),
+    path("unused/dismiss", unused.unused_dismiss, name="unused_dismiss"),
     path("who", access.who, name="who"),
     path("why", access.why, name="why"),
     path("user/<str:username>", access.user_access, name="user"),
     path("robot/<str:login>", access.robot_access, name="robot"),
+]
+
+# Access reviews: admins start them, leads answer their teams' items, auditors follow and export.
+review_patterns = [
+    path("", reviews.review_list, name="list"),
+    path("start", reviews.review_start, name="start"),
+    path("<int:pk>/", reviews.review_detail, name="detail"),
+    path("<int:pk>/export", reviews.review_export, name="export"),
+    path("<int:pk>/items/<int:item>/certify", reviews.item_certify, name="certify"),
+    path("<int:pk>/items/<int:item>/revoke", reviews.item_revoke, name="revoke"),
 ]
 
 setup_patterns = [
@@ -115,6 +130,7 @@ key_patterns = [
 urlpatterns = [
     path("teams/", include((team_patterns, "teams"))),
     path("access/", include((access_patterns, "access"))),
+    path("reviews/", include((review_patterns, "reviews"))),
     path("setup/", include((setup_patterns, "setup"))),
     path("me/tokens/", include((token_patterns, "tokens"))),
     path("manage/users/", include((user_patterns, "users"))),
