@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -41,6 +41,7 @@ from audit.models import (
     AuditSegment,
     AuditSegmentChain,
     AuditVerification,
+    Kind,
 )
 from registryadmin.locks import exclusive
 
@@ -487,6 +488,33 @@ def _upsert_counts(model: type[AuditRollup] | type[AuditHourly], fields: Sequenc
             changed.append(rollup)
     model.objects.bulk_update(changed, ["count"], batch_size=500)
     model.objects.bulk_create(new, batch_size=500)
+
+
+def rebuild_usage(progress: Callable[[str, int], None] | None = None, batch: int = 5000) -> int:
+    """Count every sealed access record into the usage rollups again, one UTC day at a time.
+
+    For records sealed before the usage rollups existed (an upgrade) or a database restored from
+    elsewhere. Each day is forgotten and counted again inside the sealer lock, so the day ends
+    exact whatever the sealer did before or does after (it counts only records it seals itself);
+    writers wait at most one day's batch on SQLite. Returns how many records were counted.
+    """
+    names = AuditSegment.objects.filter(name__startswith=f"{Kind.ACCESS}:", dropped_at__isnull=True)
+    counted = 0
+    for name in sorted(names.values_list("name", flat=True)):
+        try:
+            day = date.fromisoformat(name.partition(":")[2])
+        except ValueError:
+            continue
+        with sealer_lock():
+            usage.forget_day(day)
+            records, after = _sealed(AuditRecord.objects.filter(segment=name)), 0
+            while rows := list(records.filter(id__gt=after).order_by("id").values("id", *FROZEN_FIELDS)[:batch]):
+                usage.add(rows)
+                counted += len(rows)
+                after = rows[-1]["id"]
+        if progress is not None:
+            progress(name, counted)
+    return counted
 
 
 # --- Verification -------------------------------------------------------------------------

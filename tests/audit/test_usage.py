@@ -386,3 +386,31 @@ def test_more_subjects_than_one_query_may_bind_are_counted_and_looked_up_in_chun
     assert found[("user", "user0949")][1].last_at == noon(1) + timedelta(seconds=1, milliseconds=949)
     counts = usage.day_counts(subjects, since=utc_day(noon(1)))
     assert len(counts) == 1900 and set(counts.values()) == {2}
+
+
+# --- Rebuilding ---------------------------------------------------------------------------
+
+
+def test_rebuilding_counts_records_sealed_before_the_rollups_existed_exactly_once() -> None:
+    issued("alice", noon(3), granted=("pull", "push"))
+    issued("alice", noon(2))
+    issued("robot$web+ci", noon(2), subject_type="robot", repository="web/api")
+    seal()
+    expected_uses, expected_days = uses(), day_rows()
+    AccessUse.objects.all().delete()
+    AccessUseDay.objects.all().delete()  # as after an upgrade: sealed records, no rollups
+
+    assert chain.rebuild_usage() == 3
+    assert (uses(), day_rows()) == (expected_uses, expected_days)
+    assert chain.rebuild_usage() == 3  # again: the same, never doubled
+    assert (uses(), day_rows()) == (expected_uses, expected_days)
+
+
+def test_rebuilding_leaves_unsealed_records_to_the_sealer_which_counts_them_once() -> None:
+    issued("alice", noon(2))
+    seal()
+    late = issued("alice", timezone.now() - timedelta(seconds=1))  # too young to seal yet
+    chain.rebuild_usage()
+    assert uses()[("user", "alice", "registry", "web/app", "pull")] == 1
+    chain.seal(now=late.time + LAG + timedelta(seconds=1))
+    assert uses()[("user", "alice", "registry", "web/app", "pull")] == 2
