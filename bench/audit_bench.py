@@ -100,6 +100,29 @@ COLUMNS = (
 )
 
 
+# The usage rollups (audit.usage) as the sealer would have counted the seeded records: each issued
+# access record once per granted pull/push/delete and once as "login", a token's under its user.
+_ISSUED_ACCESS = (
+    "kind = 'access' AND outcome IN ('granted', 'partial', 'denied') "
+    "AND subject_type IN ('user', 'robot', 'token') AND actor <> ''"
+)
+_USE_SUBJECT = "CASE WHEN subject_type = 'token' THEN 'user' ELSE subject_type END"
+USAGE_ROLLUPS = (
+    "INSERT INTO audit_accessuseday (day, subject_type, actor, registry, repository, action, count, first_at, last_at) "  # noqa: S608 (constants only)
+    f"SELECT (time AT TIME ZONE 'UTC')::date, {_USE_SUBJECT}, actor, registry, entry->>'name', action, count(*), "
+    "min(time), max(time) FROM audit_auditrecord, jsonb_array_elements(actions::jsonb) AS entry, "
+    "jsonb_array_elements_text(entry->'granted') AS action "
+    f"WHERE {_ISSUED_ACCESS} AND entry->>'type' = 'repository' AND action IN ('pull', 'push', 'delete') "
+    "GROUP BY 1, 2, 3, 4, 5, 6",
+    "INSERT INTO audit_accessuseday (day, subject_type, actor, registry, repository, action, count, first_at, last_at) "  # noqa: S608 (constants only)
+    f"SELECT (time AT TIME ZONE 'UTC')::date, {_USE_SUBJECT}, actor, registry, '', 'login', count(*), min(time), "
+    f"max(time) FROM audit_auditrecord WHERE {_ISSUED_ACCESS} GROUP BY 1, 2, 3, 4",
+    "INSERT INTO audit_accessuse (subject_type, actor, registry, repository, action, first_at, last_at, count) "
+    "SELECT subject_type, actor, registry, repository, action, min(first_at), max(last_at), sum(count) "
+    "FROM audit_accessuseday GROUP BY 1, 2, 3, 4, 5",
+)
+
+
 def _cumulative(weights: list[float]) -> list[float]:
     total, out = 0.0, []
     for weight in weights:
@@ -353,6 +376,8 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
             "SELECT date_trunc('hour', time), kind, outcome, registry, count(*) FROM audit_auditrecord "
             "GROUP BY 1, 2, 3, 4"
         )
+        for statement in USAGE_ROLLUPS:
+            records_conn.execute(statement)
         records_conn.commit()
         seals_conn.commit()
         timings["rollups_segments_s"] = time.perf_counter() - mark
@@ -366,6 +391,8 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
         records_conn.execute("VACUUM ANALYZE audit_auditseal")
         records_conn.execute("VACUUM ANALYZE audit_auditrollup")
         records_conn.execute("VACUUM ANALYZE audit_audithourly")
+        records_conn.execute("VACUUM ANALYZE audit_accessuse")
+        records_conn.execute("VACUUM ANALYZE audit_accessuseday")
         records_conn.execute("ANALYZE audit_auditsegment")
         timings["vacuum_analyze_s"] = time.perf_counter() - mark
         sizes = {

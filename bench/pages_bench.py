@@ -131,6 +131,9 @@ PAGES: list[tuple[str, str, str, dict[str, str], dict[str, str]]] = [
     ("registry detail", "admin", "registries:detail", {"service": "registry"}, {}),
     ("keys list", "admin", "keys:list", {}, {}),
     ("jobs list", "admin", "jobs:list", {}, {}),
+    ("unused access (admin, 90 days)", "admin", "access:unused", {}, {}),
+    ("unused access (team lead)", "lead", "access:unused", {}, {}),
+    ("unused access JSON (auditor, 30 days)", "auditor", "access:unused", {}, {"format": "json", "days": "30"}),
 ]
 
 
@@ -311,6 +314,7 @@ def seed_accounts(size: Size, rng: random.Random) -> dict[str, int]:
     robots = seed_robots(size, teams, now, rng)
     tokens = seed_tokens(size, names, now, rng)
     grants = seed_grants(size, teams, robots, registries, now, rng)
+    _spread_ages()
     return {
         "users": size.users + 2,
         "teams": len(teams),
@@ -321,6 +325,20 @@ def seed_accounts(size: Size, rng: random.Random) -> dict[str, int]:
         "grants": grants,
         "registries": len(registries),
     }
+
+
+def _spread_ages() -> None:
+    """Accounts made over the last 400 days (not all today): the unused-rights report then judges most of them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table, column in (
+            ("accounts_grant", "created_at"),
+            ("accounts_user", "date_joined"),
+            ("accounts_robot", "created_at"),
+            ("accounts_personalaccesstoken", "created_at"),
+        ):
+            cursor.execute(f"UPDATE {table} SET {column} = now() - (id % 400) * interval '1 day'")  # noqa: S608
 
 
 def _registry_of(n: int, registries: dict[str, Any]) -> Any:

@@ -146,7 +146,9 @@ def _fresh_process_caches() -> Iterator[None]:
     current_signer.clear()
     verified_cache.clear()
     snapshot.clear()
+    services.unused.recent.clear()
     yield
     current_signer.clear()
     verified_cache.clear()
     snapshot.clear()
+    services.unused.recent.clear()

@@ -20,7 +20,12 @@ and personal access tokens are for admins.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import hashlib
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,22 +33,23 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts import authz
+from accounts.access import version
 from accounts.access.patterns import pattern_matcher
+from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import DismissedProposal, Grant, PersonalAccessToken, ProposalKind, Robot, Team, User
 from accounts.services.credentials import revoke_access_token, revoke_robot
 from accounts.services.grants import revoke_grant, update_grant
 from accounts.services.users import update_user
 from audit import usage
 from audit.context import AuditContext
-from audit.models import SubjectType, UseAction
+from audit.models import SubjectType
 from audit.services import record_change
 
 DEFAULT_DAYS = 90
-WRITES = frozenset({UseAction.PUSH.value, UseAction.DELETE.value})
 
 
 def max_days() -> int:
@@ -130,12 +136,53 @@ def report(days: int = DEFAULT_DAYS, *, now: datetime | None = None, team_ids: s
     now = now or timezone.now()
     cutoff = now - timedelta(days=days)
     whole = _whole_subjects(cutoff, now, team_ids)
-    proposals = whole + _grant_proposals(cutoff, now, days, team_ids, skip={(p.subject_type, p.subject) for p in whole})
+    proposals = whole + _grant_proposals(cutoff, now, team_ids, skip={(p.subject_type, p.subject) for p in whole})
     dismissed = _dismissed(now)
     kept = [p for p in proposals if p.key not in dismissed]
     order = {"deactivate": 0, "revoke": 1, "read": 2}
     kept.sort(key=lambda p: (order[p.proposal], p.subject_type, p.subject, p.pattern))
     return Report(days, now, kept, dismissed=len(proposals) - len(kept))
+
+
+class _RecentReports:
+    """This process's last few reports, for paging through one without computing it again.
+
+    A report is kept under the ``authz`` version (any change to a grant, person, robot or token,
+    applying a proposal included, makes a new one), the dismissals and the minute: what a page
+    shows is at most a minute behind the usage rollups, and ``apply`` always checks afresh.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._reports: dict[tuple[Any, ...], Report] = {}
+
+    def get(self, days: int, team_ids: set[int] | None) -> Report:
+        dismissals = DismissedProposal.objects.aggregate(n=Count("pk"), last=Max("dismissed_at"))
+        key = (
+            days,
+            None if team_ids is None else frozenset(team_ids),
+            version.read_state().authz,
+            dismissals["n"],
+            dismissals["last"],
+            int(time.time() // 60),
+        )
+        with self._lock:
+            found = self._reports.get(key)
+        if found is None:
+            found = report(days, team_ids=team_ids)
+            with self._lock:
+                while len(self._reports) >= self.size:
+                    self._reports.pop(next(iter(self._reports)))
+                self._reports[key] = found
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reports.clear()
+
+
+recent = _RecentReports()
 
 
 def _dismissed(now: datetime) -> set[str]:
@@ -144,28 +191,31 @@ def _dismissed(now: datetime) -> set[str]:
 
 def _whole_subjects(cutoff: datetime, now: datetime, team_ids: set[int] | None) -> list[Proposal]:
     """Robots and tokens unused, and people inactive, for the whole of the period."""
-    proposals = []
-    robots = Robot.objects.with_state(now).filter(state="active", created_at__lte=cutoff).select_related("team")
+    unused = Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)
+    robots = Robot.objects.with_state(now).filter(unused, state="active", created_at__lte=cutoff)
     if team_ids is not None:
         robots = robots.filter(team_id__in=team_ids)
-    for robot in robots.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff)):
-        proposals.append(_credential_proposal(SubjectType.ROBOT, robot.login_name, robot, cutoff))
+    proposals = [
+        _credential_proposal(SubjectType.ROBOT, r.login_name, r, cutoff) for r in robots.select_related("team")
+    ]
     if team_ids is not None:
         return proposals  # people and personal tokens are for admins
-    tokens = PersonalAccessToken.objects.with_state(now).filter(state="active", created_at__lte=cutoff)
-    for token in tokens.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=cutoff), user__is_active=True):
-        label = f"{token.user.username}/{token.name}"
-        proposals.append(_credential_proposal(SubjectType.TOKEN, label, token, cutoff))
+    tokens = PersonalAccessToken.objects.with_state(now).filter(
+        unused, state="active", created_at__lte=cutoff, user__is_active=True
+    )
+    for token in tokens.select_related("user"):
+        proposals.append(_credential_proposal(SubjectType.TOKEN, f"{token.user.username}/{token.name}", token, cutoff))
     return proposals + _people(cutoff)
 
 
-def _credential_proposal(subject_type: str, name: str, credential: Robot | PersonalAccessToken, cutoff: datetime):
-    days = (timezone.now() - cutoff).days
+def _credential_proposal(
+    subject_type: str, name: str, credential: Robot | PersonalAccessToken, cutoff: datetime
+) -> Proposal:
     kind = "robot" if subject_type == SubjectType.ROBOT else "token"
     evidence = (
         f"{kind} never used since it was made on {_day(credential.created_at)}"
         if credential.last_used_at is None
-        else f"{kind} last used {_day(credential.last_used_at)}, more than {days} days ago"
+        else f"{kind} last used {_day(credential.last_used_at)}, before the period began ({_day(cutoff)})"
     )
     team = credential.team.name if isinstance(credential, Robot) and credential.team_id else ""
     return Proposal(
@@ -176,14 +226,14 @@ def _credential_proposal(subject_type: str, name: str, credential: Robot | Perso
 def _people(cutoff: datetime) -> list[Proposal]:
     """Active people who joined before the period and were not seen in it (web sign-in or registry)."""
     people = list(
-        User.objects.filter(is_active=True, date_joined__lte=cutoff).filter(
-            Q(last_login__isnull=True) | Q(last_login__lt=cutoff)
-        )
+        User.objects.filter(is_active=True, date_joined__lte=cutoff)
+        .filter(Q(last_login__isnull=True) | Q(last_login__lt=cutoff))
+        .only("pk", "username", "last_login")
     )
-    seen = usage.last_uses((SubjectType.USER.value, person.username) for person in people)
+    seen = usage.last_seen((SubjectType.USER.value, person.username) for person in people)
     proposals = []
     for person in people:
-        registry_seen = _latest(*(u.last_at for u in seen[(SubjectType.USER.value, person.username)]))
+        registry_seen = seen[(SubjectType.USER.value, person.username)]
         last = _latest(person.last_login, registry_seen)
         if last is not None and last >= cutoff:
             continue
@@ -196,91 +246,134 @@ def _people(cutoff: datetime) -> list[Proposal]:
     return proposals
 
 
-def _grant_proposals(
-    cutoff: datetime, now: datetime, days: int, team_ids: set[int] | None, *, skip: set[tuple[str, str]]
-) -> list[Proposal]:
+class _Uses:
+    """One subject's uses, sorted by repository: a pattern looks only at names that start as it does."""
+
+    def __init__(self, rows: list[usage.RightUse]) -> None:
+        self.rows = sorted(rows, key=lambda row: row.repository)
+        self.names = [row.repository for row in self.rows]
+
+    def under(self, pattern: str, service: str | None) -> Iterator[usage.RightUse]:
+        prefix = pattern.split("*", 1)[0]
+        matches = pattern_matcher(pattern)
+        for index in range(bisect.bisect_left(self.names, prefix), len(self.names)):
+            row = self.rows[index]
+            if not row.repository.startswith(prefix):
+                return
+            if matches(row.repository) and (service is None or row.registry == service):
+                yield row
+
+
+@dataclass(frozen=True, slots=True)
+class _GrantRow:
+    """What the report needs of a grant, read as plain values (50,000 model instances cost seconds)."""
+
+    pk: int
+    pattern: str
+    role: str
+    service: str | None
+    subject: tuple[str, str]
+    team: str
+
+
+_GRANT_VALUES = (
+    "pk",
+    "pattern",
+    "role",
+    "registry__service",
+    "user__username",
+    "robot__name",
+    "robot__team__name",
+    "managed_by__name",
+)
+
+
+def _grant_rows(cutoff: datetime, now: datetime, team_ids: set[int] | None) -> Iterator[_GrantRow]:
+    """Current user and robot grants older than the period (robots that still sign in; active people)."""
+    live_robot = Q(robot__revoked_at__isnull=True) & (Q(robot__expires_at__isnull=True) | Q(robot__expires_at__gt=now))
     grants = (
-        Grant.objects.filter(Q(user__is_active=True) | Q(robot__isnull=False), created_at__lte=cutoff)
+        Grant.objects.filter(Q(user__is_active=True) | (Q(robot__isnull=False) & live_robot), created_at__lte=cutoff)
         .exclude(expires_at__lte=now)
-        .select_related("user", "robot__team", "registry", "managed_by")
         .order_by("pk")
     )
     if team_ids is not None:
         grants = grants.filter(Q(managed_by_id__in=team_ids) | Q(robot__team_id__in=team_ids))
-    rows = [(g, _subject_of(g)) for g in grants]
-    rows = [(g, s) for g, s in rows if s not in skip and not (g.robot_id and g.robot.refusal(now))]
-    uses = usage.last_uses({s for _, s in rows})
-    proposals = [p for g, s in rows if (p := _judge(g, s, uses[s], cutoff)) is not None]
-    _add_pull_counts(proposals, cutoff)
-    return proposals
+    for pk, pattern, role, service, username, robot, robot_team, managed_by in grants.values_list(*_GRANT_VALUES):
+        if robot is not None:
+            login = f"{ROBOT_LOGIN_PREFIX}{robot_team}+{robot}" if robot_team else f"{ROBOT_LOGIN_PREFIX}{robot}"
+            subject = (SubjectType.ROBOT.value, login)
+        else:
+            subject = (SubjectType.USER.value, username)
+        yield _GrantRow(pk, pattern, role, service, subject, managed_by or robot_team or "")
 
 
-def _subject_of(grant: Grant) -> tuple[str, str]:
-    if grant.robot_id:
-        return (SubjectType.ROBOT.value, grant.robot.login_name)
-    return (SubjectType.USER.value, grant.user.username)
+def _grant_proposals(
+    cutoff: datetime, now: datetime, team_ids: set[int] | None, *, skip: set[tuple[str, str]]
+) -> list[Proposal]:
+    rows = [row for row in _grant_rows(cutoff, now, team_ids) if row.subject not in skip]
+    uses = {subject: _Uses(found) for subject, found in usage.rights_used({r.subject for r in rows}).items()}
+    since = int(cutoff.timestamp())
+    proposals = [p for row in rows if (p := _judge(row, uses[row.subject], since)) is not None]
+    return _with_pull_counts(proposals, cutoff)
 
 
-def _judge(grant: Grant, subject: tuple[str, str], uses: list[usage.UseRow], cutoff: datetime) -> Proposal | None:
-    """The proposal for one grant, or None when it was used as its role needs within the period."""
-    matches = pattern_matcher(grant.pattern)
-    service = grant.registry.service if grant.registry_id else None
-    under = [
-        u
-        for u in uses
-        if u.action != UseAction.LOGIN and matches(u.repository) and (service is None or u.registry == service)
-    ]
-    last_write = _latest(*(u.last_at for u in under if u.action in WRITES))
-    last_pull = _latest(*(u.last_at for u in under if u.action == UseAction.PULL))
-    last_any = _latest(last_write, last_pull)
+def _judge(grant: _GrantRow, uses: _Uses, since: int) -> Proposal | None:
+    """The proposal for one grant, or None when it was used as its role needs since ``since`` (epoch seconds)."""
+    under = list(uses.under(grant.pattern, grant.service))
+    last_write = max((u.last_write for u in under if u.last_write is not None), default=None)
+    last_pull = max((u.last_pull for u in under if u.last_pull is not None), default=None)
+    last_any = max((t for t in (last_write, last_pull) if t is not None), default=None)
     if grant.role == "read":
-        if last_pull is not None and last_pull >= cutoff:
+        if last_pull is not None and last_pull >= since:
             return None
-        kind, evidence = ProposalKind.REVOKE, f"no pull under {grant.pattern} since {_day(last_pull)}"
-    elif last_write is not None and last_write >= cutoff:
+        kind, evidence = ProposalKind.REVOKE, f"no pull under {grant.pattern} since {_day(usage.at(last_pull))}"
+    elif last_write is not None and last_write >= since:
         return None
-    elif last_pull is not None and last_pull >= cutoff:
+    elif last_pull is not None and last_pull >= since:
         kind = ProposalKind.READ
-        evidence = f"no push or delete under {grant.pattern} since {_day(last_write)}; last pull {_day(last_pull)}"
+        evidence = (
+            f"no push or delete under {grant.pattern} since {_day(usage.at(last_write))};"
+            f" last pull {_day(usage.at(last_pull))}"
+        )
     else:
         kind = ProposalKind.REVOKE
-        evidence = f"no pull, push or delete under {grant.pattern} since {_day(last_any)}"
-    team = (
-        grant.managed_by.name
-        if grant.managed_by_id
-        else (grant.robot.team.name if grant.robot_id and grant.robot.team_id else "")
-    )
+        evidence = f"no pull, push or delete under {grant.pattern} since {_day(usage.at(last_any))}"
+    subject_type, subject = grant.subject
     return Proposal(
-        subject[0], subject[1], grant.pattern, grant.role, service or "", kind, last_any, evidence, grant.pk, team
+        subject_type,
+        subject,
+        grant.pattern,
+        grant.role,
+        grant.service or "",
+        kind,
+        usage.at(last_any),
+        evidence,
+        grant.pk,
+        grant.team,
     )
 
 
-def _add_pull_counts(proposals: list[Proposal], cutoff: datetime) -> None:
+def _with_pull_counts(proposals: list[Proposal], cutoff: datetime) -> list[Proposal]:
     """ "Lower to read" says how many pulls it keeps: counted from the day rollup, for those proposals only."""
-    wanted = [p for p in proposals if p.proposal == ProposalKind.READ]
+    wanted = {(p.subject_type, p.subject) for p in proposals if p.proposal == ProposalKind.READ}
     if not wanted:
-        return
-    counts = usage.day_counts({(p.subject_type, p.subject) for p in wanted}, cutoff.date())
-    for index, proposal in enumerate(proposals):
-        if proposal.proposal != ProposalKind.READ:
-            continue
-        matches = pattern_matcher(proposal.pattern)
-        pulls = sum(
-            n
-            for (st, actor, registry, repository, action), n in counts.items()
-            if (st, actor) == (proposal.subject_type, proposal.subject)
-            and action == UseAction.PULL
-            and matches(repository)
-            and (not proposal.registry or registry == proposal.registry)
-        )
-        evidence = f"{proposal.evidence}; {pulls} pull{'s' if pulls != 1 else ''} in the period"
-        proposals[index] = _replace(proposal, evidence=evidence)
-
-
-def _replace(proposal: Proposal, **changes: Any) -> Proposal:
-    values = {name: getattr(proposal, name) for name in Proposal.__dataclass_fields__}
-    values.update(changes)
-    return Proposal(**values)
+        return proposals
+    by_subject: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+    for (subject_type, actor, registry, repository), count in usage.pull_counts(wanted, cutoff.date()).items():
+        by_subject.setdefault((subject_type, actor), []).append((registry, repository, count))
+    counted = []
+    for proposal in proposals:
+        if proposal.proposal == ProposalKind.READ:
+            matches = pattern_matcher(proposal.pattern)
+            pulls = sum(
+                count
+                for registry, repository, count in by_subject.get((proposal.subject_type, proposal.subject), [])
+                if matches(repository) and (not proposal.registry or registry == proposal.registry)
+            )
+            evidence = f"{proposal.evidence}; {pulls} pull{'s' if pulls != 1 else ''} in the period"
+            proposal = dataclasses.replace(proposal, evidence=evidence)
+        counted.append(proposal)
+    return counted
 
 
 # --- Acting on a proposal ------------------------------------------------------------------

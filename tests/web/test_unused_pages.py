@@ -128,3 +128,19 @@ def test_actions_need_a_csrf_token(world: dict) -> None:
     client.force_login(world["ada"])
     assert client.post(APPLY, {"key": key_for("carol"), "days": "90"}).status_code == 403
     assert User.objects.get(username="carol").is_active
+
+
+def test_filters_narrow_the_list_by_kind_name_and_team(world: dict) -> None:
+    client = client_for("ada", world)
+    body = client.get(PAGE, {"kind": "deactivate"}).content.decode()
+    assert "carol" in body and "web/app</code>" not in body
+    body = client.get(PAGE, {"team": "web"}).content.decode()
+    assert "web/app</code>" in body and ">carol<" not in body
+    assert client.get(PAGE, {"kind": "nonsense"}).status_code == 400
+
+
+def test_a_page_changes_as_soon_as_a_grant_does(world: dict) -> None:
+    client = client_for("ada", world)
+    assert "web/app</code>" in client.get(PAGE, {"team": "web"}).content.decode()
+    services.revoke_grant(world["bobs"], context=SYSTEM)
+    assert "web/app</code>" not in client.get(PAGE, {"team": "web"}).content.decode()

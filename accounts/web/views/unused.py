@@ -21,16 +21,31 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import services
-from accounts.models import User
+from accounts.models import ProposalKind, User
 from audit.context import AuditContext
 from registryadmin.paging import page_of
 
 
-class DaysForm(forms.Form):
+class ReportForm(forms.Form):
+    """The period and, to find one's way in thousands of proposals, what kind, whose and which team's."""
+
     days = forms.CharField(required=False)
+    kind = forms.ChoiceField(required=False, choices=[("", "every proposal"), *ProposalKind.choices], label="Proposal")
+    q = forms.CharField(required=False, max_length=255, strip=True, label="Who (name contains)")
+    team = forms.CharField(required=False, max_length=100, strip=True, label="Team")
 
     def clean_days(self) -> int:
         return services.unused.check_days(self.cleaned_data["days"] or services.unused.DEFAULT_DAYS)
+
+    def narrow(self, proposals: list[services.unused.Proposal]) -> list[services.unused.Proposal]:
+        kind, q, team = (self.cleaned_data[name] for name in ("kind", "q", "team"))
+        return [
+            p
+            for p in proposals
+            if (not kind or p.proposal == kind)
+            and (not q or q.casefold() in p.subject.casefold())
+            and (not team or p.team == team)
+        ]
 
 
 class ProposalForm(forms.Form):
@@ -54,9 +69,9 @@ def _scope(user: User) -> set[int] | None:
 
 def _page(request: HttpRequest, days: int | None, *, status: int = 200, error: str = "", **extra: Any) -> HttpResponse:
     team_ids = _scope(request.user)
-    form = DaysForm(request.GET if days is None else {"days": str(days)})
-    report = services.unused.report(form.cleaned_data["days"], team_ids=team_ids) if form.is_valid() else None
-    page = page_of(request, report.proposals if report else [])
+    form = ReportForm(request.GET if days is None else {"days": str(days)})
+    report = services.unused.recent.get(form.cleaned_data["days"], team_ids) if form.is_valid() else None
+    page = page_of(request, form.narrow(report.proposals) if report else [])
     context = {
         "form": form,
         "report": report,
@@ -75,7 +90,7 @@ def _page(request: HttpRequest, days: int | None, *, status: int = 200, error: s
 def unused_list(request: HttpRequest) -> HttpResponse:
     """The report for ``?days=N`` (default 90); ``?format=json`` gives the report's JSON."""
     if request.GET.get("format") == "json":
-        form = DaysForm(request.GET)
+        form = ReportForm(request.GET)
         team_ids = _scope(request.user)
         if not form.is_valid():
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
