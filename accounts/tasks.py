@@ -34,3 +34,21 @@ def sync_ldap() -> dict:
     if not services.directory.enabled():
         return run_job("sync_ldap", lambda: {"skipped": "LDAP_SERVER_URI is not set"})
     return run_job("sync_ldap", lambda: services.directory_sync.sync_all().summary())
+
+
+@shared_task(name="accounts.tasks.start_access_review")
+def start_access_review() -> dict:
+    """The scheduled access review (SCHEDULE_ACCESS_REVIEW): freeze every right, mail the leads."""
+    return run_job("start_access_review", services.reviews.start_scheduled)
+
+
+@shared_task(name="accounts.tasks.check_access_reviews")
+def check_access_reviews() -> dict:
+    """Hourly: remind the leads before a review's deadline, escalate what is left at it to the admins."""
+    return run_job("check_access_reviews", services.reviews.check)
+
+
+@shared_task(name="accounts.tasks.send_expiry_reminders")
+def send_expiry_reminders() -> dict:
+    """Daily: mail who holds or leads what expires within EXPIRY_REMINDER_DAYS, once per expiry."""
+    return run_job("send_expiry_reminders", services.reminders.send_due)

@@ -293,6 +293,13 @@ CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
 # Seconds a web request waits for the broker before it says the job queue is down (publish and connect).
 BROKER_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
+# Access reviews (accounts/services/reviews.py): days a campaign gives its reviewers, and how many days
+# before the deadline the leads with waiting items are reminded once (0: no reminder). Expiry reminders
+# (accounts/services/reminders.py): days before a grant, robot or token expires that its people are told.
+ACCESS_REVIEW_DEADLINE_DAYS = envint("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=1, maximum=365)
+ACCESS_REVIEW_REMIND_DAYS = envint("ACCESS_REVIEW_REMIND_DAYS", 3, minimum=0, maximum=365)
+EXPIRY_REMINDER_DAYS = envint("EXPIRY_REMINDER_DAYS", 7, minimum=1, maximum=365)
+
 # One quick retry covers a pooled connection the broker closed; more would only make the page wait.
 # (CELERY_BROKER_CONNECTION_RETRY is left on: it is the worker's reconnect loop, not publishing.)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -357,6 +364,21 @@ if LDAP_ENABLED:
     CELERY_BEAT_SCHEDULE["sync-ldap"] = {
         "task": "accounts.tasks.sync_ldap",
         "schedule": _sync_ldap,
+    "start-access-review": {
+        "task": "accounts.tasks.start_access_review",
+        "schedule": envcrontab("SCHEDULE_ACCESS_REVIEW", "0 6 1 1,4,7,10 *"),
+        "options": {"expires": 3600},
+    },
+    "check-access-reviews": {
+        "task": "accounts.tasks.check_access_reviews",
+        "schedule": envcrontab("SCHEDULE_ACCESS_REVIEW_CHECKS", "15 * * * *"),
+        "options": {"expires": 3000},
+    },
+    "expiry-reminders": {
+        "task": "accounts.tasks.send_expiry_reminders",
+        "schedule": envcrontab("SCHEDULE_EXPIRY_REMINDERS", "0 7 * * *"),
+        "options": {"expires": 3600},
+    },
         "options": {"expires": 3000},
     }
 
