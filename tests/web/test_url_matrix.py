@@ -120,6 +120,14 @@ TABLE: dict[str, Row] = {
     "keys:rotate": Row(none, None, ADMINS),
     "jobs:list": Row(none, OVERSEERS, None),
     "jobs:run": Row(lambda w: {"name": "seal-audit"}, None, ADMINS),
+    # Access reviews: the list is everyone's (filtered to what concerns them), the checklist is for leads
+    # and overseers, only admins start one, a team's items are answered by its leads and admins.
+    "reviews:list": Row(none, SIGNED_IN, None),
+    "reviews:start": Row(none, None, ADMINS),
+    "reviews:detail": Row(pk("campaign"), WEB_READERS | {"olga"}, None),
+    "reviews:export": Row(pk("campaign"), OVERSEERS, None),
+    "reviews:certify": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
+    "reviews:revoke": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
 }
 
 
@@ -162,7 +170,7 @@ def world(db: None) -> dict[str, object]:
     for _ in range(settings.AUTH_FAIL_LIMIT_USER):  # bob mistypes until he is held back
         services.limits.failed("bob", "192.0.2.7")
     scope = {"type": "repository", "name": "web/secret-app", "requested": ["push"], "granted": [], "denied": ["push"]}
-    return {
+    found = {
         **people,
         "managed": services.create_grant(people["bob"], "web/secret-app", "read", managed_by=web, context=SYSTEM),
         "web_robot": services.create_robot(web, "ci", context=SYSTEM)[0],
@@ -178,6 +186,9 @@ def world(db: None) -> dict[str, object]:
             web, [("cn=web-devs,ou=groups,dc=example,dc=org", "member")], context=SYSTEM
         )[0],
     }
+    found["campaign"] = services.reviews.start_campaign("Q2", context=SYSTEM).campaign
+    found["review_item"] = found["campaign"].items.get(grant=found["managed"])  # web manages it
+    return found
 
 
 def _client(persona: str, world: dict) -> Client:

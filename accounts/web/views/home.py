@@ -60,12 +60,16 @@ def _lead(user: User) -> dict[str, Any]:
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Admins and auditors get the overview; team leads their teams and what expires; everyone their access."""
+    """Admins and auditors get the overview; team leads their teams and what expires; everyone their access.
+
+    Admins and team leads also see the access reviews waiting for them (``services.reviews.waiting_for``).
+    """
     user = request.user
     context: dict[str, Any] = {"overseer": is_overseer(user)}
     context.update(_overview(user) if context["overseer"] else _my_access(user))
     if not user.is_superuser:
         context.update(_lead(user))
+    context["reviews_waiting"] = services.reviews.waiting_for(user)
     return render(request, "accounts/home.html", context)
 
 
