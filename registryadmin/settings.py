@@ -287,12 +287,6 @@ _mail_from = f"registryadmin@{mail_domain(_public.hostname or 'localhost')}"
 DEFAULT_FROM_EMAIL = envmailbox("DEFAULT_FROM_EMAIL", _mail_from)
 SERVER_EMAIL = envmailbox("SERVER_EMAIL", _mail_from)  # the From of Django's own error mails
 
-# Celery: Redis in production; with no broker configured, kombu's filesystem
-# transport under DATA_DIR so `make run` needs no server at all.
-CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
-# Seconds a web request waits for the broker before it says the job queue is down (publish and connect).
-BROKER_TIMEOUT = 2
-CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
 # Access reviews (accounts/services/reviews.py): days a campaign gives its reviewers, and how many days
 # before the deadline the leads with waiting items are reminded once (0: no reminder). Expiry reminders
 # (accounts/services/reminders.py): days before a grant, robot or token expires that its people are told.
@@ -300,6 +294,12 @@ ACCESS_REVIEW_DEADLINE_DAYS = envint("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=
 ACCESS_REVIEW_REMIND_DAYS = envint("ACCESS_REVIEW_REMIND_DAYS", 3, minimum=0, maximum=365)
 EXPIRY_REMINDER_DAYS = envint("EXPIRY_REMINDER_DAYS", 7, minimum=1, maximum=365)
 
+# Celery: Redis in production; with no broker configured, kombu's filesystem
+# transport under DATA_DIR so `make run` needs no server at all.
+CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
+# Seconds a web request waits for the broker before it says the job queue is down (publish and connect).
+BROKER_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
 # One quick retry covers a pooled connection the broker closed; more would only make the page wait.
 # (CELERY_BROKER_CONNECTION_RETRY is left on: it is the worker's reconnect loop, not publishing.)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -358,12 +358,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envcrontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
         "options": {"expires": 240},
     },
-}
-_sync_ldap = envcrontab("SCHEDULE_SYNC_LDAP", "0 * * * *")
-if LDAP_ENABLED:
-    CELERY_BEAT_SCHEDULE["sync-ldap"] = {
-        "task": "accounts.tasks.sync_ldap",
-        "schedule": _sync_ldap,
     "start-access-review": {
         "task": "accounts.tasks.start_access_review",
         "schedule": envcrontab("SCHEDULE_ACCESS_REVIEW", "0 6 1 1,4,7,10 *"),
@@ -379,6 +373,12 @@ if LDAP_ENABLED:
         "schedule": envcrontab("SCHEDULE_EXPIRY_REMINDERS", "0 7 * * *"),
         "options": {"expires": 3600},
     },
+}
+_sync_ldap = envcrontab("SCHEDULE_SYNC_LDAP", "0 * * * *")
+if LDAP_ENABLED:
+    CELERY_BEAT_SCHEDULE["sync-ldap"] = {
+        "task": "accounts.tasks.sync_ldap",
+        "schedule": _sync_ldap,
         "options": {"expires": 3000},
     }
 
