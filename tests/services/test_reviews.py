@@ -426,3 +426,18 @@ def test_manage_start_review_starts_one_with_its_name_and_days(world) -> None:
     campaign = ReviewCampaign.objects.get()
     assert campaign.name == "By hand" and (campaign.deadline - campaign.started_at) == timedelta(days=3)
     assert "11 items" in out.getvalue() and campaign.started_by_name == "manage.py start_review"
+
+
+@pytest.mark.parametrize(
+    ("entry", "task", "crontab", "expires"),
+    [
+        ("start-access-review", "start_access_review", "0 6 1 1,4,7,10 *", 3600),
+        ("check-access-reviews", "check_access_reviews", "15 * * * *", 3000),  # under the hour between runs
+        ("expiry-reminders", "send_expiry_reminders", "0 7 * * *", 3600),
+    ],
+)
+def test_beat_runs_the_review_and_reminder_tasks_on_their_default_schedules(entry, task, crontab, expires) -> None:
+    scheduled = settings.CELERY_BEAT_SCHEDULE[entry]
+    assert scheduled["task"] == f"accounts.tasks.{task}" and hasattr(tasks, task)
+    assert str(scheduled["schedule"]) == f"<crontab: {crontab} (m/h/dM/MY/d)>"
+    assert scheduled["options"]["expires"] == expires
