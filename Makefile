@@ -42,6 +42,7 @@ bench: install
 	$(PY) -m bench
 	$(PY) -m bench.limits_bench
 	$(PY) -m bench.ldap_bench
+	$(PY) -m bench.rewrap_bench
 
 # The audit log at scale: seeds 10M records (BENCH_AUDIT_ROWS) into a throwaway PostgreSQL database.
 bench-audit: install

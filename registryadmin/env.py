@@ -104,6 +104,35 @@ def envsecret(name: str) -> str | None:
     return None
 
 
+def envsecretlist(name: str) -> list[str]:
+    """Old keys kept for reading: NAME comma-separated, or NAME_FILE one per line (blank lines skipped).
+
+    An empty entry (a stray comma), or one holding a comma, whitespace or a control character, is
+    refused: it is a pasting mistake that would otherwise drop a key silently. Errors give the
+    entry's position, never its value.
+    """
+    value = _raw(name)
+    path = _raw(f"{name}_FILE")
+    if value and path:
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    if value:
+        entries, where = [item.strip() for item in value.split(",")], name
+    elif path:
+        content = envsecret(name) or ""  # reads the file, refusing one that is missing or empty
+        entries, where = [line.strip() for line in content.splitlines() if line.strip()], f"{name}_FILE"
+    else:
+        return []
+    for number, entry in enumerate(entries, start=1):
+        if not entry:
+            raise ImproperlyConfigured(f"{where}: entry {number} of {len(entries)} is empty (a stray comma?).")
+        if "," in entry or not entry.isprintable() or any(char.isspace() for char in entry):
+            raise ImproperlyConfigured(
+                f"{where}: entry {number} of {len(entries)} holds a comma, a space or a control character; "
+                f"{'put one key on each line' if path else 'separate keys with commas'}."
+            )
+    return list(dict.fromkeys(entries))
+
+
 def envurl(name: str, default: str) -> str:
     value = envstr(name, default).rstrip("/")
     if not value.startswith(("http://", "https://")) or value[-3:] == "://":

@@ -27,6 +27,7 @@ from registryadmin.env import (
     envnetworks,
     envreadablefile,
     envsecret,
+    envsecretlist,
     envstr,
     envurl,
     mail_domain,
@@ -43,8 +44,11 @@ _public = urlsplit(PUBLIC_URL)
 
 SECRET_KEY = envsecret("SECRET_KEY") or read_or_create_secret(DATA_DIR / "secret_key")
 SECRET_KEY_FALLBACKS = [key.strip() for key in (envsecret("SECRET_KEY_FALLBACKS") or "").split(",") if key.strip()]
-# Encrypts private signing keys at rest; derived from SECRET_KEY when unset.
+# Encrypts private signing keys and notification secrets at rest (registryadmin/keywrap.py); derived
+# from SECRET_KEY when unset. New values are always wrapped with it; the fallbacks (old keys, during a
+# rotation until ``manage.py rewrap_secrets`` has run) are only tried for reading.
 KEY_ENCRYPTION_KEY = envsecret("KEY_ENCRYPTION_KEY")
+KEY_ENCRYPTION_KEY_FALLBACKS = envsecretlist("KEY_ENCRYPTION_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", [_public.hostname or "localhost", "localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]

@@ -7,12 +7,12 @@ directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
 ``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``,
-``unused``, ``reviews``, ``reminders``; shared helpers in ``_common``). They import from
+``unused``, ``reviews``, ``reminders``, ``rewrap``; shared helpers in ``_common``). They import from
 ``_common`` and from each other, never from this package; callers import from here
 (``from accounts import services``).
 """
 
-from accounts.services import directory, directory_sync, limits, reminders, reviews, unused
+from accounts.services import directory, directory_sync, limits, reminders, reviews, rewrap, unused
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     create_access_token,
@@ -114,6 +114,7 @@ __all__ = [
     "revoke_refresh_tokens",
     "revoke_robot",
     "revoke_user_refresh_tokens",
+    "rewrap",
     "rotate_notification_secret",
     "rotate_signing_key",
     "set_membership",
