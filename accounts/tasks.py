@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from accounts import services
-from accounts.registry import htpasswd
+from accounts.registry import config, htpasswd
+from audit.context import AuditContext
 from audit.jobs import run_job
 
 
@@ -52,3 +53,20 @@ def check_access_reviews() -> dict:
 def send_expiry_reminders() -> dict:
     """Daily: mail who holds or leads what expires within EXPIRY_REMINDER_DAYS, once per expiry."""
     return run_job("send_expiry_reminders", services.reminders.send_due)
+
+
+class RotationRefused(Exception):
+    """A due signing-key rotation was refused: the job is recorded as failed, with the remedy."""
+
+
+@shared_task(name="accounts.tasks.rotate_signing_key")
+def rotate_signing_key() -> dict:
+    """Daily: retire a previous key whose tokens expired; rotate a key past SIGNING_KEY_MAX_AGE_DAYS (preflight)."""
+
+    def work() -> dict:
+        outcome = config.rotate_if_due(AuditContext.system("scheduled key rotation"))
+        if outcome.refusal:
+            raise RotationRefused(outcome.refusal)
+        return outcome.summary()
+
+    return run_job("rotate_signing_key", work)

@@ -9,9 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from accounts.models import User
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record, record_change
+from registryadmin import mail
 from registryadmin.celery import app
 
 
@@ -22,18 +24,16 @@ def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = work()
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
         with transaction.atomic():
             record(
                 Kind.JOB,
                 "error",
                 context,
                 subject_type=SubjectType.SYSTEM,
-                detail={
-                    "job": name,
-                    "error": f"{type(exc).__name__}: {exc}"[:500],
-                    "seconds": round(time.monotonic() - started, 3),
-                },
+                detail={"job": name, "error": error, "seconds": round(time.monotonic() - started, 3)},
             )
+        _tell_admins(name, error)
         raise
     with transaction.atomic():
         record(
@@ -44,6 +44,17 @@ def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             detail={"job": name, "result": result, "seconds": round(time.monotonic() - started, 3)},
         )
     return result
+
+
+def _tell_admins(job: str, error: str) -> None:
+    """A failed job is on the home page; it also goes by mail to every active admin with an address."""
+    admins = User.objects.filter(is_active=True, is_superuser=True).exclude(email="").values_list("email", flat=True)
+    body = (
+        f"The scheduled job {job} failed:\n\n{error}\n\n"
+        f"Its record and earlier runs: {settings.PUBLIC_URL}/manage/jobs/\n"
+        "It runs again at its next scheduled time; a job that needs you names the remedy above.\n"
+    )
+    mail.send(admins, f"job {job} failed", body)
 
 
 def queue_job(name: str, context: AuditContext) -> None:

@@ -70,6 +70,10 @@ REGISTRY_AUTH_MODE = envchoice("REGISTRY_AUTH_MODE", "token", ("token", "htpassw
 TOKEN_ISSUER = envstr("TOKEN_ISSUER", "registryadmin")
 TOKEN_TTL = envint("TOKEN_TTL", 300, minimum=60, maximum=86400)
 REFRESH_TOKEN_TTL = envint("REFRESH_TOKEN_TTL", 30 * 86400, minimum=300)
+# Scheduled signing-key rotation (README: Rotating secrets): a key older than this is rotated through the
+# preflight; never without a way to check every token-mode registry unless the operator says so.
+SIGNING_KEY_MAX_AGE_DAYS = envint("SIGNING_KEY_MAX_AGE_DAYS", 30, minimum=1, maximum=3650)
+ROTATE_WITHOUT_PREFLIGHT = envbool("ROTATE_WITHOUT_PREFLIGHT", False)
 
 # htpasswd mode: the registry runs bcrypt on every request, so the cost is a trade-off.
 HTPASSWD_BCRYPT_COST = envint("HTPASSWD_BCRYPT_COST", 10, minimum=4, maximum=15)
@@ -359,6 +363,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-expired-grants": {
         "task": "accounts.tasks.purge_expired_grants",
+    "rotate-signing-key": {
+        "task": "accounts.tasks.rotate_signing_key",
+        "schedule": envcrontab("SCHEDULE_ROTATE_SIGNING_KEY", "20 2 * * *"),
+        "options": {"expires": 3600},
+    },
         "schedule": envcrontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
         "options": {"expires": 240},
     },

@@ -12,15 +12,17 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import services
-from accounts.models import AuthMode, Registry, SigningKey
+from accounts.models import AuthMode, KeyState, Registry, SigningKey
 from accounts.registry import htpasswd, keys
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
@@ -194,6 +196,85 @@ def rotate_after_preflight(context: AuditContext, *, force: bool) -> Rotation:
 
 
 PREFLIGHT_ACTION = "signing_key.preflight"
+REFUSED_ACTION = "signing_key.rotate_refused"
+
+
+@dataclass(frozen=True)
+class ScheduledRotation:
+    """What the daily key check did: rotated (``rotation.promoted``), refused (``refusal``), or nothing due."""
+
+    due: bool
+    rotation: Rotation | None
+    retired: str  # the kid of the previous key retired now, "" when none
+    refusal: str  # why a due rotation did not happen, with the remedy; "" otherwise
+
+    def summary(self) -> dict[str, Any]:
+        promoted = self.rotation.promoted if self.rotation else None
+        return {
+            "due": self.due,
+            "rotated_to": promoted.kid if promoted else None,
+            "retired": self.retired or None,
+            "refused": self.refusal or None,
+            "preflight": [r.message for r in self.rotation.preflight] if self.rotation else [],
+        }
+
+
+def rotate_if_due(context: AuditContext, *, now: datetime | None = None) -> ScheduledRotation:
+    """The scheduled check: retire a previous key whose tokens all expired, rotate a key past its age.
+
+    A rotation goes through the same preflight as ``rotate_signing_key``. It is refused, and
+    recorded with the remedy, while a token-mode registry has no URL (nothing can confirm that it
+    loaded the next key; a second unattended rotation would drop the key a registry never restarted
+    still trusts) unless ``ROTATE_WITHOUT_PREFLIGHT``, and when the preflight fails. Nothing is
+    rotated then; the next run tries again.
+    """
+    now = now or timezone.now()
+    retired = services.retire_previous_key(context, now=now)
+    if retired is not None:
+        rewrite_bundles()
+    services.ensure_keys(context)
+    current = SigningKey.objects.get(state=KeyState.CURRENT)
+    age = services.key_age(current, now)
+    if age < timedelta(days=settings.SIGNING_KEY_MAX_AGE_DAYS):
+        return ScheduledRotation(False, None, retired.kid if retired else "", "")
+    refusal = _blind_registries_refusal()
+    rotation = None
+    if not refusal:
+        rotation = rotate_after_preflight(context, force=False)
+        if rotation.promoted is None:
+            refusal = (
+                "not rotated: " + "; ".join(r.message for r in rotation.failed) + ". Restart each registry named so"
+                " it loads the certificate bundle that holds the next key (the registry page has the bundle), then"
+                " rotate from the keys page or wait for the next scheduled check."
+            )
+    if refusal:
+        _record_refusal(context, current, age, refusal)
+    return ScheduledRotation(True, rotation, retired.kid if retired else "", refusal)
+
+
+def _blind_registries_refusal() -> str:
+    if settings.ROTATE_WITHOUT_PREFLIGHT:
+        return ""
+    blind = list(Registry.objects.filter(auth_mode=AuthMode.TOKEN, url="").values_list("service", flat=True))
+    if not blind:
+        return ""
+    names = ", ".join(blind)
+    return (
+        f"not rotated: token-mode registry {names} has no URL, so nothing can check that it trusts the next key."
+        " Set its URL on its registry page (the preflight then asks it), or set ROTATE_WITHOUT_PREFLIGHT=true if"
+        " every registry is restarted after each rotation."
+    )
+
+
+def _record_refusal(context: AuditContext, current: SigningKey, age: timedelta, refusal: str) -> None:
+    with transaction.atomic():
+        record(
+            Kind.CREDENTIAL,
+            "failure",
+            context,
+            subject_type=SubjectType.SYSTEM,
+            detail={"action": REFUSED_ACTION, "current": current.kid, "age_days": age.days, "reason": refusal},
+        )
 
 
 def _record_preflight(context: AuditContext, results: list[keys.PreflightResult], *, rotated: bool) -> None:

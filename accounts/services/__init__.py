@@ -36,7 +36,7 @@ from accounts.services.grants import (
     revoke_grant,
     update_grant,
 )
-from accounts.services.keys import ensure_keys, has_keys, rotate_signing_key
+from accounts.services.keys import ensure_keys, has_keys, key_age, retire_previous_key, rotate_signing_key
 from accounts.services.leads import (
     lead_create_robot,
     lead_grant,
@@ -94,6 +94,7 @@ __all__ = [
     "ensure_repository",
     "grant_state",
     "has_keys",
+    "key_age",
     "lead_create_robot",
     "lead_grant",
     "lead_remove_membership",
@@ -108,6 +109,7 @@ __all__ = [
     "record_credential_expiries",
     "reminders",
     "remove_membership",
+    "retire_previous_key",
     "reviews",
     "revoke_access_token",
     "revoke_grant",

@@ -7,6 +7,8 @@ Moved from ``accounts/keys.py``.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.utils import timezone
 
@@ -23,6 +25,9 @@ from audit.models import Kind, SubjectType
 from audit.services import record
 from registryadmin.keywrap import wrap
 from registryadmin.locks import SIGNING_KEYS, exclusive
+
+# Clocks differ and a request signed just before the rotation is answered just after it.
+RETIRE_MARGIN = timedelta(minutes=5)
 
 
 def _new_key(state: str) -> SigningKey:
@@ -82,6 +87,31 @@ def _rotate_locked(context: AuditContext) -> SigningKey:
         {"current": keys[KeyState.NEXT].kid, "next": new_next.kid, "previous": keys[KeyState.CURRENT].kid},
     )
     return keys[KeyState.NEXT]
+
+
+def retire_previous_key(context: AuditContext, *, now: datetime | None = None) -> SigningKey | None:
+    """Retire the previous key once every token it signed has expired (``TOKEN_TTL`` plus a margin).
+
+    Tokens stop being signed with it when the current key is activated, so it is done with at
+    ``activated_at + TOKEN_TTL + RETIRE_MARGIN``. Returns the retired key (None: nothing to retire yet).
+    """
+    now = now or timezone.now()
+    with exclusive(SIGNING_KEYS):
+        previous = SigningKey.objects.filter(state=KeyState.PREVIOUS).first()
+        current = SigningKey.objects.filter(state=KeyState.CURRENT).first()
+        if previous is None or current is None or current.activated_at is None:
+            return None
+        done_at = current.activated_at + timedelta(seconds=settings.TOKEN_TTL) + RETIRE_MARGIN
+        if now < done_at:
+            return None
+        _set_state(previous, KeyState.RETIRED, retired_at=now)
+        _record(context, "signing_key.retire", {"retired": previous.kid, "tokens_expired_by": done_at.isoformat()})
+        return previous
+
+
+def key_age(key: SigningKey, now: datetime) -> timedelta:
+    """How long ``key`` has been signing (since it was made, for a key never activated)."""
+    return now - (key.activated_at or key.created_at)
 
 
 def _set_state(key: SigningKey, state: str, **fields: object) -> None:

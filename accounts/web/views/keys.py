@@ -10,10 +10,11 @@ Was ``accounts/key_views.py`` before the layout split.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
@@ -22,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import AuthMode, KeyState, Registry, SigningKey
-from accounts.registry.config import PREFLIGHT_ACTION, Rotation, rotate_after_preflight
+from accounts.registry.config import PREFLIGHT_ACTION, REFUSED_ACTION, Rotation, rotate_after_preflight
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -65,10 +66,33 @@ def _last_preflight() -> AuditRecord | None:
     return records.order_by("-time", "-id").first()
 
 
+def _schedule(now: datetime) -> dict[str, Any]:
+    """The scheduled rotation: the current key's age, when it is due, and a refusal newer than the last rotation."""
+    current = SigningKey.objects.filter(state=KeyState.CURRENT).only("activated_at", "created_at").first()
+    if current is None:
+        return {}
+    since = timezone.now() - PREFLIGHT_LOOKBACK
+    refusal = (
+        AuditRecord.objects.filter(kind=Kind.CREDENTIAL, time__gte=since, detail__action=REFUSED_ACTION)
+        .filter(time__gte=current.activated_at or current.created_at)
+        .order_by("-time", "-id")
+        .first()
+    )
+    started = current.activated_at or current.created_at
+    return {
+        "max_age_days": settings.SIGNING_KEY_MAX_AGE_DAYS,
+        "age_days": (now - started).days,
+        "due_at": started + timedelta(days=settings.SIGNING_KEY_MAX_AGE_DAYS),
+        "refusal": refusal,
+        "without_preflight": settings.ROTATE_WITHOUT_PREFLIGHT,
+    }
+
+
 def _key_page(request: HttpRequest, *, status: int = 200, rotation: Rotation | None = None) -> HttpResponse:
     form = KeyFilterForm(request.GET)
     now = timezone.now()
     context: dict[str, Any] = {
+        "schedule": _schedule(now),
         "form": form,
         "page": page_of(request, _keys(form)),
         "now": now,
