@@ -128,6 +128,10 @@ TABLE: dict[str, Row] = {
     "reviews:export": Row(pk("campaign"), OVERSEERS, None),
     "reviews:certify": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
     "reviews:revoke": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
+    # Unused rights: overseers read it all, each lead their teams' part; admins and leads act on it.
+    "access:unused": Row(none, frozenset({"olga", "alice", "audrey", "ada"}), None),
+    "access:unused_apply": Row(none, None, frozenset({"olga", "alice", "ada"})),
+    "access:unused_dismiss": Row(none, None, frozenset({"olga", "alice", "ada"})),
 }
 
 
