@@ -9,6 +9,24 @@ walks every chain. The key lives outside the database, so someone with database 
 can change rows but cannot make them verify again.
 Only the sealer and retention write seals, segments and rollups, one at a time
 (``sealer_lock``); the token endpoint only INSERTs records and never waits for them.
+
+Keys rotate as Django's SECRET_KEY does: everything new is made with AUDIT_HMAC_KEY, and
+values made earlier verify under AUDIT_HMAC_KEY_FALLBACKS too. Each keyed value names its key
+by ``key_id`` (16 hex characters of HMAC(key, a fixed message): public, and no help in finding
+the key): a record's ``key_id``, a segment's ``key_id`` (its head or retention checkpoint) and
+``link_key_id`` (its link in the chain of segments), the tip's ``key_id``. Seals name theirs
+only on the first seal each sealing transaction appends to a segment; the next ones use the
+key of the seal before, so a key change mid-segment simply continues the chain under the new
+key. The id is a selector, not content (no MAC covers it): a value must verify under the key
+its id names, so changing an id to another configured key's fails like any change. Values
+from before key ids (NULL or blank) are tried under every configured key.
+A value naming a key id no configured key has cannot be judged, retired key or forged id:
+``verify`` reports tampering found elsewhere first, and otherwise raises ``MissingKeyError``
+naming the ids (``verify_audit`` exits 2, never 0); the sealer leaves such records unsealed.
+Records, seals and live segments' heads keep their key while their segment is retained; the
+values that never change once made (retention checkpoints, the chain of segments and its tip)
+are made again under the current key by the sealer (``rekey``), so an old key is needed only
+as long as records it made are retained.
 """
 
 from __future__ import annotations
@@ -24,12 +42,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit import usage
@@ -80,26 +99,90 @@ T = TypeVar("T")
 Row = Mapping[str, Any]
 
 
-# --- Keyed digests ------------------------------------------------------------------------
+# --- Keys and keyed digests ---------------------------------------------------------------
+
+KEY_ID_MESSAGE = b"registryadmin audit key id"
+FALLBACKS_SETTING = "AUDIT_HMAC_KEY_FALLBACKS"
+
+
+class MissingKeyError(ImproperlyConfigured):
+    """Values name key ids no configured key has: verify cannot tell whether they are intact."""
+
+
+def key_id(key: bytes) -> str:
+    """A key's public name: 16 hex characters of HMAC(key, a fixed message), which reveal nothing of it."""
+    return hmac.new(key, KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """AUDIT_HMAC_KEY, which makes everything new, and the fallbacks, which only verify; by key id."""
+
+    current_id: str
+    keys: Mapping[str, bytes]  # the current key first, then the fallbacks in their order
+
+    @property
+    def current(self) -> bytes:
+        return self.keys[self.current_id]
+
+    def knows(self, key_id: str | None) -> bool:
+        """Whether verifying a value made under ``key_id`` can be tried (blank: made before key ids)."""
+        return not key_id or key_id in self.keys
+
+    def find(self, key_id: str | None, stored: str, make: Callable[[bytes], str]) -> str | None:
+        """The id of the key that made ``stored`` (``make(key) == stored``): the one ``key_id`` names, or any."""
+        if key_id:
+            key = self.keys.get(key_id)
+            return key_id if key is not None and same(make(key), stored) else None
+        return next((name for name, key in self.keys.items() if same(make(key), stored)), None)
+
+
+def current_key() -> tuple[str, bytes]:
+    """(key id, key) of AUDIT_HMAC_KEY, worked out once per process and key: the write path asks per record."""
+    return _current(getattr(settings, "AUDIT_HMAC_KEY", ""))
 
 
 def hmac_key() -> bytes:
     """AUDIT_HMAC_KEY as bytes; without it nothing can be sealed or verified."""
-    key = getattr(settings, "AUDIT_HMAC_KEY", "")
-    if not key:
+    return current_key()[1]
+
+
+def keyring() -> Keyring:
+    """AUDIT_HMAC_KEY and AUDIT_HMAC_KEY_FALLBACKS (settings refuse empty ones), built once per value."""
+    return _keyring(getattr(settings, "AUDIT_HMAC_KEY", ""), tuple(getattr(settings, FALLBACKS_SETTING, ())))
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+@functools.lru_cache(maxsize=8)
+def _current(value: str | bytes) -> tuple[str, bytes]:
+    if not value:
         raise ImproperlyConfigured("AUDIT_HMAC_KEY is not set: audit records cannot be sealed or verified.")
-    return key.encode() if isinstance(key, str) else bytes(key)
+    key = _bytes(value)
+    return key_id(key), key
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
+def _keyring(current: str | bytes, fallbacks: tuple[str | bytes, ...]) -> Keyring:
+    current_id, key = _current(current)
+    keys = {current_id: key}
+    for value in fallbacks:
+        if value:
+            keys.setdefault(key_id(_bytes(value)), _bytes(value))
+    return Keyring(current_id, MappingProxyType(keys))
+
+
+@functools.lru_cache(maxsize=64)
 def _keyed(key: bytes, purpose: bytes) -> hmac.HMAC:
     # Copying a prepared HMAC skips re-padding the key for every record.
     return hmac.new(key, purpose + b"\x00", hashlib.sha256)
 
 
-def _digest(purpose: bytes, message: bytes) -> str:
+def _digest(purpose: bytes, message: bytes, key: bytes | None) -> str:
     """HMAC-SHA256 with a per-purpose prefix, so a record MAC can never pass as a chain link."""
-    mac = _keyed(hmac_key(), purpose).copy()
+    mac = _keyed(hmac_key() if key is None else key, purpose).copy()
     mac.update(message)
     return mac.hexdigest()
 
@@ -172,34 +255,37 @@ def canonical(source: AuditRecord | Row) -> bytes:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def record_mac(source: AuditRecord | Row) -> str:
+# Each keyed value below is made under ``key`` (default: AUDIT_HMAC_KEY).
+
+
+def record_mac(source: AuditRecord | Row, key: bytes | None = None) -> str:
     """HMAC of a record's frozen fields: what ``services.record`` stores in ``mac``."""
-    return _digest(b"audit-record", canonical(source))
+    return _digest(b"audit-record", canonical(source), key)
 
 
-def link(segment: str, seq: int, previous: str, mac: str) -> str:
+def link(segment: str, seq: int, previous: str, mac: str, key: bytes | None = None) -> str:
     """The chain value after appending a record (by its MAC) at ``seq`` of ``segment``."""
-    return _digest(b"audit-chain", f"{segment}|{seq}|{previous}|{mac}".encode())
+    return _digest(b"audit-chain", f"{segment}|{seq}|{previous}|{mac}".encode(), key)
 
 
-def head_checkpoint(segment: str, count: int, head: str) -> str:
+def head_checkpoint(segment: str, count: int, head: str, key: bytes | None = None) -> str:
     """Keys a live segment's head: rewinding it to an earlier seal (cutting the tail) shows."""
-    return _digest(b"audit-head", f"{segment}|{count}|{head}".encode())
+    return _digest(b"audit-head", f"{segment}|{count}|{head}".encode(), key)
 
 
-def dropped_checkpoint(segment: str, count: int, head: str) -> str:
+def dropped_checkpoint(segment: str, count: int, head: str, key: bytes | None = None) -> str:
     """What retention leaves of a dropped segment: how many records went and the chain they formed."""
-    return _digest(b"audit-dropped", f"{segment}|{count}|{head}".encode())
+    return _digest(b"audit-dropped", f"{segment}|{count}|{head}".encode(), key)
 
 
-def segment_link(position: int, segment: str, previous: str, previous_link: str) -> str:
+def segment_link(position: int, segment: str, previous: str, previous_link: str, key: bytes | None = None) -> str:
     """The chain of segments after linking ``segment`` at ``position``, right after ``previous``."""
-    return _digest(b"audit-segments", f"{position}|{segment}|{previous}|{previous_link}".encode())
+    return _digest(b"audit-segments", f"{position}|{segment}|{previous}|{previous_link}".encode(), key)
 
 
-def tip_checkpoint(count: int, segment: str, link: str) -> str:
+def tip_checkpoint(count: int, segment: str, link: str, key: bytes | None = None) -> str:
     """Keys the newest link of the chain of segments: removing the newest segments, or all, shows."""
-    return _digest(b"audit-segments-tip", f"{count}|{segment}|{link}".encode())
+    return _digest(b"audit-segments-tip", f"{count}|{segment}|{link}".encode(), key)
 
 
 # --- Helpers ------------------------------------------------------------------------------
@@ -234,6 +320,53 @@ def sealer_lock() -> Iterator[None]:
         yield
 
 
+# --- Checking under the configured keys ----------------------------------------------------
+
+
+@dataclass
+class _Keys:
+    """The keyring one sealing or verifying run works with, and what it met: keys used, keys missing."""
+
+    ring: Keyring = field(default_factory=keyring)
+    used: set[str] = field(default_factory=set)
+    missing: Counter[tuple[str, str]] = field(default_factory=Counter)  # (key id, "record"|"chain") -> values
+
+    def holds(self, key_id: str | None, stored: str, make: Callable[[bytes], str], what: str = "chain") -> bool:
+        """Whether ``stored`` was made by the key ``key_id`` names (``make(key) == stored``).
+
+        A value made under a key that is not configured cannot be judged: it passes here and is
+        counted in ``missing``, which ``verify`` reports when nothing else is wrong.
+        """
+        if not self.ring.knows(key_id):
+            self.missing[(str(key_id), what)] += 1
+            return True
+        found = self.ring.find(key_id, stored, make)
+        if found is None:
+            return False
+        self.used.add(found)
+        return True
+
+    def set_aside(self, row: Row) -> bool:
+        """Whether a record names a key that is not configured: the sealer leaves it for when it is."""
+        if self.ring.knows(row["key_id"]):
+            return False
+        self.missing[(row["key_id"], "record")] += 1
+        return True
+
+    def missing_text(self) -> str:
+        """Which key ids to bring back: ``records made under key id 0123456789abcdef (3 records); put ...``."""
+        parts = []
+        for name in sorted({name for name, _ in self.missing}):
+            records, others = self.missing[(name, "record")], self.missing[(name, "chain")]
+            counts = [f"{records} records"] * bool(records) + [f"{others} seals or checkpoints"] * bool(others)
+            parts.append(f"{name} ({', '.join(counts)})")
+        one = len(parts) == 1
+        return (
+            f"records made under key id{'' if one else 's'} {', '.join(parts)} cannot be verified with the "
+            f"configured keys; put {'that key' if one else 'those keys'} in {FALLBACKS_SETTING}"
+        )
+
+
 # --- Sealing ------------------------------------------------------------------------------
 
 
@@ -246,6 +379,7 @@ class _Pass:
     since: datetime | None  # only records at or after this (None: every record)
     create_since: datetime | None  # new segments only for records at or after this (None: any)
     refusals: dict[str, tuple[int, str]] = field(default_factory=dict)  # segment -> lowest refused id
+    keys: _Keys = field(default_factory=_Keys)
 
     def refuse(self, row: Row, problem: str) -> None:
         current = self.refusals.get(row["segment"])
@@ -258,11 +392,17 @@ def seal(now: datetime | None = None, batch: int = 5000) -> int:
 
     Each record is sealed (and counted in ``AuditRollup``) once. Records whose MAC does not
     match, copies of other records and records of dropped segments are left unsealed for
-    ``verify`` to report.
+    ``verify`` to report; so are records made under a key that is not configured, until it is.
+    Then the values that never change once made are made again under a new key (``rekey``).
     """
     now = now or timezone.now()
     cutoff = now - seal_lag_setting()
-    return _seal_pass(_Pass(now, cutoff, since=_window_start(cutoff), create_since=None), batch)
+    run = _Pass(now, cutoff, since=_window_start(cutoff), create_since=None)
+    sealed = _seal_pass(run, batch)
+    if run.keys.missing:
+        logger.warning("audit records left unsealed: %s", run.keys.missing_text())
+    rekey(now)
+    return sealed
 
 
 def seal_lag(now: datetime | None = None) -> timedelta | None:
@@ -293,10 +433,11 @@ def _seal_pass(run: _Pass, batch: int) -> int:
         # Finding candidates (a full scan, for verify) and checking MACs happen outside the lock:
         # on SQLite the lock is the database's write lock, which record writers wait for.
         rows = _candidates(run, after, batch)
-        forged = _forged(rows)
-        if rows:
+        sealable = [row for row in rows if not run.keys.set_aside(row)]
+        forged = _forged(run.keys, sealable)
+        if sealable:
             with sealer_lock():
-                sealed += _seal_batch(run, _still_unsealed(rows), forged)
+                sealed += _seal_batch(run, _still_unsealed(sealable), forged)
         if len(rows) < batch:
             return sealed
         # Refused records stay unsealed; the keyset moves past them instead of re-reading them.
@@ -309,7 +450,7 @@ def _candidates(run: _Pass, after: tuple[datetime, int] | None, batch: int) -> l
         records = records.filter(time__gte=run.since)
     if after is not None:
         records = records.filter(time__gte=after[0]).exclude(time=after[0], id__lte=after[1])
-    return list(_unsealed(records).order_by("time", "id").values("id", "mac", *FROZEN_FIELDS)[:batch])
+    return list(_unsealed(records).order_by("time", "id").values("id", "mac", "key_id", *FROZEN_FIELDS)[:batch])
 
 
 def _still_unsealed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -328,6 +469,7 @@ def _seal_batch(run: _Pass, rows: list[dict[str, Any]], forged: Mapping[int, str
     segments = AuditSegment.objects.in_bulk({row["segment"] for row in rows})
     created: dict[str, AuditSegment] = {}
     seals, accepted = [], []
+    named: set[str] = set()  # segments whose first seal in this transaction names the key
     for row in rows:
         problem = refused.get(row["id"]) or _segment_problem(run, row, segments)
         if problem:
@@ -335,30 +477,44 @@ def _seal_batch(run: _Pass, rows: list[dict[str, Any]], forged: Mapping[int, str
             continue
         if row["segment"] not in segments:
             segments[row["segment"]] = created[row["segment"]] = AuditSegment(name=row["segment"])
-        seals.append(_append(segments[row["segment"]], row, run.now))
+        seals.append(_append(segments[row["segment"]], row, run.now, run.keys.ring, row["segment"] not in named))
+        named.add(row["segment"])
         accepted.append(row)
     if seals:
-        _save_segments(run.now, {seal.segment for seal in seals}, segments, created)
+        _save_segments(run.now, run.keys.ring, {seal.segment for seal in seals}, segments, created)
         AuditSeal.objects.bulk_create(seals, batch_size=500)
         _add_to_rollups(accepted)
         if created:
-            _link_segments(run.now)
+            _link_segments(run.now, run.keys.ring)
     return len(seals)
 
 
-def _append(segment: AuditSegment, row: Row, now: datetime) -> AuditSeal:
-    """Move the segment's head past one record; the seal records where it went."""
+def _append(segment: AuditSegment, row: Row, now: datetime, ring: Keyring, first: bool) -> AuditSeal:
+    """Move the segment's head past one record, under the current key; the seal records where it went.
+
+    The first seal a transaction appends to a segment names the key; the next ones use the same.
+    """
     segment.count += 1
-    segment.head = link(segment.name, segment.count, segment.head, row["mac"])
-    return AuditSeal(record_id=row["id"], segment=segment.name, seq=segment.count, chain=segment.head, sealed_at=now)
+    segment.head = link(segment.name, segment.count, segment.head, row["mac"], ring.current)
+    return AuditSeal(
+        record_id=row["id"],
+        segment=segment.name,
+        seq=segment.count,
+        chain=segment.head,
+        sealed_at=now,
+        key_id=ring.current_id if first else None,
+    )
 
 
-def _forged(rows: Iterable[Row]) -> dict[int, str]:
-    """Rows whose MAC does not match their content: inserted or changed without the key."""
+def _forged(keys: _Keys, rows: Iterable[Row]) -> dict[int, str]:
+    """Rows whose MAC does not match their content under the key they name: inserted or changed without it.
+
+    A record made under a fallback key (written just before a key change) is as valid as any.
+    """
     return {
         row["id"]: f"record #{row['id']} was inserted or changed outside the application: its MAC does not match"
         for row in rows
-        if not same(record_mac(row), row["mac"])
+        if not keys.holds(row["key_id"], row["mac"], functools.partial(record_mac, row), "record")
     }
 
 
@@ -400,58 +556,132 @@ def _segment_problem(run: _Pass, row: Row, segments: Mapping[str, AuditSegment])
 
 
 def _save_segments(
-    now: datetime, touched: set[str], segments: Mapping[str, AuditSegment], created: Mapping[str, AuditSegment]
+    now: datetime,
+    ring: Keyring,
+    touched: set[str],
+    segments: Mapping[str, AuditSegment],
+    created: Mapping[str, AuditSegment],
 ) -> None:
     for name in touched:
         segment = segments[name]
         segment.updated_at = now
-        segment.checkpoint = head_checkpoint(segment.name, segment.count, segment.head)
+        segment.checkpoint = head_checkpoint(segment.name, segment.count, segment.head, ring.current)
+        segment.key_id = ring.current_id
     AuditSegment.objects.bulk_create([created[name] for name in touched if name in created])
     existing = [segments[name] for name in touched if name not in created]
-    AuditSegment.objects.bulk_update(existing, ["count", "head", "checkpoint", "updated_at"], batch_size=500)
+    fields = ["count", "head", "checkpoint", "key_id", "updated_at"]
+    AuditSegment.objects.bulk_update(existing, fields, batch_size=500)
 
 
-def _link_segments(now: datetime) -> None:
+def _link_segments(now: datetime, ring: Keyring) -> None:
     """Append the segments not linked yet (new ones, or rows from before the chain) to the chain of segments.
 
     In the transaction that created them, so a segment is never unlinked once committed.
     """
     unlinked = list(AuditSegment.objects.filter(position__isnull=True).order_by("name"))
-    tip = _intact_tip() if unlinked else None
+    tip = _intact_tip(ring) if unlinked else None
     if tip is None:
         return
     for segment in unlinked:
         segment.position, segment.previous = tip.count + 1, tip.segment
-        segment.link = segment_link(segment.position, segment.name, tip.segment, tip.link)
+        segment.link = segment_link(segment.position, segment.name, tip.segment, tip.link, ring.current)
+        segment.link_key_id = ring.current_id
         tip.count, tip.segment, tip.link = segment.position, segment.name, segment.link
-    AuditSegment.objects.bulk_update(unlinked, ["position", "previous", "link"], batch_size=500)
-    tip.checkpoint = tip_checkpoint(tip.count, tip.segment, tip.link)
-    tip.updated_at = now
+    AuditSegment.objects.bulk_update(unlinked, ["position", "previous", "link", "link_key_id"], batch_size=500)
+    _key_tip(tip, ring, now)
     tip.save()
 
 
-def _intact_tip() -> AuditSegmentChain | None:
+def _key_tip(tip: AuditSegmentChain, ring: Keyring, now: datetime) -> None:
+    tip.checkpoint = tip_checkpoint(tip.count, tip.segment, tip.link, ring.current)
+    tip.key_id = ring.current_id
+    tip.updated_at = now
+
+
+def _intact_tip(ring: Keyring) -> AuditSegmentChain | None:
     """The tip to link onto; None when the chain of segments does not end where its keyed tip says.
 
     Building on a chain someone cut would make the cut look whole: new segments then stay
-    unlinked (their records are still sealed) and ``verify`` keeps reporting the cut.
+    unlinked (their records are still sealed) and ``verify`` keeps reporting the cut. A tip made
+    under a key that is not configured cannot be checked, so nothing is linked onto it either.
     """
     tip = AuditSegmentChain.objects.first()
     last = AuditSegment.objects.filter(position__isnull=False).order_by("-position").first()
     if tip is None:
         return AuditSegmentChain() if last is None else None
-    if last is None or not _keyed_tip(tip) or not _ends_at(tip, last):
+    if not ring.knows(tip.key_id):
+        logger.warning("the tip of the chain of audit segments was made under key id %s, not configured", tip.key_id)
+        return None
+    if last is None or ring.find(tip.key_id, tip.checkpoint, _tip_maker(tip)) is None or not _ends_at(tip, last):
         logger.warning("the chain of audit segments does not end at its keyed tip; new segments stay unlinked")
         return None
     return tip
 
 
-def _keyed_tip(tip: AuditSegmentChain) -> bool:
-    return same(tip_checkpoint(tip.count, tip.segment, tip.link), tip.checkpoint)
+def _tip_maker(tip: AuditSegmentChain) -> Callable[[bytes], str]:
+    return functools.partial(tip_checkpoint, tip.count, tip.segment, tip.link)
 
 
 def _ends_at(tip: AuditSegmentChain, segment: AuditSegment) -> bool:
     return (segment.position, segment.name) == (tip.count, tip.segment) and same(segment.link, tip.link)
+
+
+# --- Making values again under a new key --------------------------------------------------
+
+
+def rekey(now: datetime | None = None) -> int:
+    """Make the keyed values that never change once made again under AUDIT_HMAC_KEY; returns how many.
+
+    Retention checkpoints of dropped segments, the links of the chain of segments and its tip
+    outlive every record: made again after a key change, they no longer need the old key. Each is
+    checked under its own key first; one that does not verify, or whose key is not configured, is
+    left as it is for ``verify`` to report. Two cheap queries when nothing is stale (every sealer run).
+    """
+    now = now or timezone.now()
+    ring = keyring()
+    dropped = Q(dropped_at__isnull=False) & ~Q(key_id=ring.current_id)
+    linked = Q(position__isnull=False) & ~Q(link_key_id=ring.current_id)
+    stale = AuditSegment.objects.filter(dropped | linked).exists()
+    if not stale and not AuditSegmentChain.objects.exclude(key_id=ring.current_id).exists():
+        return 0
+    with sealer_lock():
+        return _rekey_dropped(ring) + _rekey_segment_chain(ring, now)
+
+
+def _rekey_dropped(ring: Keyring) -> int:
+    rekeyed = []
+    for segment in AuditSegment.objects.filter(dropped_at__isnull=False).exclude(key_id=ring.current_id):
+        make = functools.partial(dropped_checkpoint, segment.name, segment.count, segment.head)
+        if ring.find(segment.key_id, segment.checkpoint, make) is None:
+            logger.info("the retention checkpoint of audit segment %s does not verify: left for verify", segment.name)
+            continue
+        segment.checkpoint, segment.key_id = make(ring.current), ring.current_id
+        rekeyed.append(segment)
+    AuditSegment.objects.bulk_update(rekeyed, ["checkpoint", "key_id"], batch_size=500)
+    return len(rekeyed)
+
+
+def _rekey_segment_chain(ring: Keyring, now: datetime) -> int:
+    """The chain of segments again from its first link under an old key (each link covers the one before), and its tip.
+
+    Only a chain that verifies whole, up to its tip, is made again: one someone cut stays as it is.
+    """
+    tip = AuditSegmentChain.objects.first()
+    linked = list(AuditSegment.objects.filter(position__isnull=False).order_by("position"))
+    keys = _Keys(ring)
+    if tip is None or tip.count != len(linked) or _check_segment_chain(tip, linked, keys) or keys.missing:
+        logger.info("the chain of audit segments does not verify whole: left under its keys for verify")
+        return 0
+    first = next((i for i, segment in enumerate(linked) if segment.link_key_id != ring.current_id), len(linked))
+    previous_link = linked[first - 1].link if first else ""
+    for segment in linked[first:]:
+        segment.link = segment_link(segment.position, segment.name, segment.previous, previous_link, ring.current)
+        segment.link_key_id, previous_link = ring.current_id, segment.link
+    AuditSegment.objects.bulk_update(linked[first:], ["link", "link_key_id"], batch_size=500)
+    tip.link = previous_link
+    _key_tip(tip, ring, now)
+    tip.save()
+    return len(linked) - first + 1
 
 
 HOURLY_FIELDS = ("hour", "kind", "outcome", "registry")
@@ -522,12 +752,16 @@ def rebuild_usage(progress: Callable[[str, int], None] | None = None, batch: int
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What ``verify`` found: ``problem`` names the first changed, inserted or removed record."""
+    """What ``verify`` found: ``problem`` names the first changed, inserted or removed record.
+
+    ``keys``: the ids of the configured keys that verified something, the ones still needed.
+    """
 
     outcome: str  # "intact" | "tampered"
     checked: int
     problem: str = ""
     record_id: int | None = None
+    keys: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -541,69 +775,81 @@ def verify(now: datetime | None = None, chunk: int = 5000) -> VerifyResult:
 
     Seals everything sealable first (including records committed long after their time), so
     an unsealed record left over is one the sealer refused: inserted, copied or forged.
+    Raises ``MissingKeyError`` when nothing was found tampered but values name keys that are
+    not configured: those could not be judged.
     """
     now = now or timezone.now()
-    hmac_key()
     cutoff = now - seal_lag_setting()
     # One full pass: seals late commits, collects refusals; only recent records may start a chain.
     run = _Pass(now, cutoff, since=None, create_since=_window_start(cutoff))
     _seal_pass(run, chunk)
+    keys = run.keys
     tip = AuditSegmentChain.objects.first()  # before the segments: a sealer may link newer ones meanwhile
     with_seals = set(AuditSeal.objects.order_by().values_list("segment", flat=True).distinct())
     segments = AuditSegment.objects.in_bulk()  # read after the seal names: a new segment has its head
     checked = 0
     for name in sorted(with_seals | set(segments) | set(run.refusals)):
-        problem, count = _check_segment(name, segments.get(name), name in with_seals, chunk)
+        problem, count = _check_segment(name, segments.get(name), name in with_seals, chunk, keys)
         checked += count
         if problem is None and name in run.refusals:
             problem = _Problem(run.refusals[name][1], run.refusals[name][0])
         if problem is not None:
             return VerifyResult("tampered", checked, problem.text, problem.record_id)
-    problem = _check_segment_chain(tip, segments.values())
+    problem = _check_segment_chain(tip, segments.values(), keys)
+    if problem is not None:
+        # A sealer may have made the chain again under a new key (``rekey``) between the two reads.
+        problem = _check_segment_chain(AuditSegmentChain.objects.first(), AuditSegment.objects.all(), keys)
     if problem is not None:
         return VerifyResult("tampered", checked, problem.text)
-    return VerifyResult("intact", checked)
+    if keys.missing:
+        raise MissingKeyError(keys.missing_text())
+    return VerifyResult("intact", checked, keys=frozenset(keys.used))
 
 
-def _check_segment(name: str, segment: AuditSegment | None, has_seals: bool, chunk: int) -> tuple[_Problem | None, int]:
+def _check_segment(
+    name: str, segment: AuditSegment | None, has_seals: bool, chunk: int, keys: _Keys
+) -> tuple[_Problem | None, int]:
     if segment is None:
         if has_seals:
             return _Problem(f"the chain head of segment {name} was removed"), 0
         return None, 0
     if segment.dropped_at is not None:
-        return _check_dropped(segment, has_seals), 0
-    problem, count = _walk(segment, chunk)
+        return _check_dropped(segment, has_seals, keys), 0
+    problem, count = _walk(segment, chunk, keys)
     if problem is not None:
         # Retention may have dropped the segment while we walked it.
         fresh = AuditSegment.objects.filter(name=name).first()
         if fresh is not None and fresh.dropped_at is not None:
-            return _check_dropped(fresh, AuditSeal.objects.filter(segment=name).exists()), 0
+            return _check_dropped(fresh, AuditSeal.objects.filter(segment=name).exists(), keys), 0
     return problem, count
 
 
-def _check_dropped(segment: AuditSegment, has_seals: bool) -> _Problem | None:
-    if not same(dropped_checkpoint(segment.name, segment.count, segment.head), segment.checkpoint):
+def _check_dropped(segment: AuditSegment, has_seals: bool, keys: _Keys) -> _Problem | None:
+    make = functools.partial(dropped_checkpoint, segment.name, segment.count, segment.head)
+    if not keys.holds(segment.key_id, segment.checkpoint, make):
         return _Problem(f"the retention checkpoint of segment {segment.name} was altered")
     if has_seals:
         return _Problem(f"segment {segment.name} was dropped by retention but still has seals")
     return None
 
 
-def _check_segment_chain(tip: AuditSegmentChain | None, segments: Iterable[AuditSegment]) -> _Problem | None:
+def _check_segment_chain(
+    tip: AuditSegmentChain | None, segments: Iterable[AuditSegment], keys: _Keys
+) -> _Problem | None:
     """The linked segments must form one unbroken chain, reaching the keyed tip read before them.
 
     Dropped segments keep their rows, so retention leaves the chain whole; a segment removed
     outright leaves a gap, named by the segment after it (or by the tip, for the newest).
     """
-    if tip is not None and not _keyed_tip(tip):
+    if tip is not None and not keys.holds(tip.key_id, tip.checkpoint, _tip_maker(tip)):
         return _Problem("the head of the chain of segments was altered")
     linked = sorted((segment for segment in segments if segment.position is not None), key=lambda s: s.position)
     previous, previous_link = "", ""
     for position, segment in enumerate(linked, start=1):
         if segment.position != position:
             return _Problem(_segments_removed(segment.position - position, segment.previous))
-        expected = segment_link(position, segment.name, previous, previous_link)
-        if segment.previous != previous or not same(expected, segment.link):
+        make = functools.partial(segment_link, position, segment.name, previous, previous_link)
+        if segment.previous != previous or not keys.holds(segment.link_key_id, segment.link, make):
             return _Problem(f"the chain of segments was altered at segment {segment.name}")
         if tip is not None and position == tip.count and not _ends_at(tip, segment):
             return _Problem("the head of the chain of segments was altered")
@@ -623,54 +869,73 @@ def _segments_removed(missing: int, last: str) -> str:
     return f"{missing} segments were removed, the last of them {last}"
 
 
-def _walk(segment: AuditSegment, chunk: int) -> tuple[_Problem | None, int]:
-    """Recompute each record's MAC and the chain, seal by seal, up to the head read beforehand."""
-    previous, checked = "", 0
+def _walk(segment: AuditSegment, chunk: int, keys: _Keys) -> tuple[_Problem | None, int]:
+    """Recompute each record's MAC and the chain, seal by seal, up to the head read beforehand.
+
+    A seal without a key id was made under the key of the seal before it (none: before key ids).
+    """
+    previous, checked, seal_key = "", 0, None
     for seals in _seal_chunks(segment.name, segment.count, chunk):
-        records = _records_by_id([record_id for _, record_id, _ in seals])
-        for seal_row in seals:
-            problem, previous = _follow(segment.name, checked + 1, seal_row, records.get(seal_row[1]), previous)
+        records = _records_by_id([seal_row[1] for seal_row in seals])
+        for seq, record_id, stored_chain, named in seals:
+            seal_key = named or seal_key
+            problem = _follow(
+                segment.name,
+                checked + 1,
+                (seq, record_id, stored_chain),
+                seal_key,
+                records.get(record_id),
+                previous,
+                keys,
+            )
             if problem is not None:
                 return problem, checked
+            previous = stored_chain
             checked += 1
-    return _head_problem(segment, checked, previous), checked
+    return _head_problem(segment, checked, previous, keys), checked
 
 
 def _follow(
-    name: str, expected_seq: int, seal_row: tuple[int, int, str], row: Row | None, previous: str
-) -> tuple[_Problem | None, str]:
+    name: str,
+    expected_seq: int,
+    seal_row: tuple[int, int, str],
+    seal_key: str | None,
+    row: Row | None,
+    previous: str,
+    keys: _Keys,
+) -> _Problem | None:
     """Check one link: the seal is where it should be, its record is there and unchanged, the chain holds."""
     seq, record_id, stored_chain = seal_row
     where = f"record #{record_id} (seq {seq} of segment {name})"
     if seq != expected_seq:
-        return _Problem(f"a record was removed before {where}"), previous
+        return _Problem(f"a record was removed before {where}")
     if row is None:
-        return _Problem(f"{where} was removed", record_id), previous
-    if row["segment"] != name or not same(record_mac(row), row["mac"]):
-        return _Problem(f"{where} was changed", record_id), previous
-    current = link(name, seq, previous, row["mac"])
-    if not same(current, stored_chain):
-        return _Problem(f"{where} does not fit its chain: records were replaced or reordered", record_id), current
-    return None, current
+        return _Problem(f"{where} was removed", record_id)
+    mac = row["mac"]
+    if row["segment"] != name or not keys.holds(row["key_id"], mac, functools.partial(record_mac, row), "record"):
+        return _Problem(f"{where} was changed", record_id)
+    if not keys.holds(seal_key, stored_chain, functools.partial(link, name, seq, previous, mac)):
+        return _Problem(f"{where} does not fit its chain: records were replaced or reordered", record_id)
+    return None
 
 
-def _head_problem(segment: AuditSegment, checked: int, last_link: str) -> _Problem | None:
+def _head_problem(segment: AuditSegment, checked: int, last_link: str, keys: _Keys) -> _Problem | None:
     """The walk must end exactly at the keyed head: anything else means the tail was cut."""
     if checked < segment.count:
         missing = segment.count - checked
         return _Problem(f"{missing} record(s) at the end of segment {segment.name} were removed (after seq {checked})")
-    keyed = head_checkpoint(segment.name, segment.count, segment.head)
-    if not same(last_link, segment.head) or not same(keyed, segment.checkpoint):
+    make = functools.partial(head_checkpoint, segment.name, segment.count, segment.head)
+    if not same(last_link, segment.head) or not keys.holds(segment.key_id, segment.checkpoint, make):
         return _Problem(f"the chain head of segment {segment.name} was altered")
     return None
 
 
-def _seal_chunks(name: str, count: int, chunk: int) -> Iterator[list[tuple[int, int, str]]]:
+def _seal_chunks(name: str, count: int, chunk: int) -> Iterator[list[tuple[int, int, str, str | None]]]:
     """A segment's seals up to ``count`` in seq order, a chunk at a time (flat memory)."""
     last = 0
     while True:
         seals = AuditSeal.objects.filter(segment=name, seq__gt=last, seq__lte=count).order_by("seq")
-        rows = list(seals.values_list("seq", "record_id", "chain")[:chunk])
+        rows = list(seals.values_list("seq", "record_id", "chain", "key_id")[:chunk])
         if not rows:
             return
         yield rows
@@ -680,26 +945,42 @@ def _seal_chunks(name: str, count: int, chunk: int) -> Iterator[list[tuple[int, 
 def _records_by_id(ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     for chunk in _chunks(ids):
-        for row in AuditRecord.objects.filter(id__in=chunk).order_by().values("id", "mac", *FROZEN_FIELDS):
+        for row in AuditRecord.objects.filter(id__in=chunk).order_by().values("id", "mac", "key_id", *FROZEN_FIELDS):
             found[row["id"]] = row
     return found
 
 
 def verify_and_record(now: datetime | None = None) -> AuditVerification:
     """Run ``verify`` and store its result (or its error, then re-raise) for auditors and admins."""
+    return verify_and_report(now)[0]
+
+
+def verify_and_report(now: datetime | None = None) -> tuple[AuditVerification, VerifyResult]:
+    """``verify_and_record``, also returning what ``verify`` found (``verify_audit`` prints the keys it needed)."""
     started = timezone.now()
     try:
         result = verify(now)
     except Exception as exc:
         _store_error(started, exc)
         raise
-    return AuditVerification.objects.create(
+    stored = AuditVerification.objects.create(
         started_at=started,
         finished_at=timezone.now(),
         outcome=result.outcome,
         checked=result.checked,
         problem=result.problem,
     )
+    return stored, result
+
+
+def needed_keys(used: Iterable[str], ring: Keyring | None = None) -> str:
+    """Which configured keys verified something (keep them) and which fallbacks nothing needs any more."""
+    ring = ring or keyring()
+    roles = {name: "current" if name == ring.current_id else f"fallback {n}" for n, name in enumerate(ring.keys)}
+    used = set(used) | {ring.current_id}  # the current key makes everything new
+    needed = ", ".join(f"{name} ({roles[name]})" for name in ring.keys if name in used)
+    spare = ", ".join(f"{name} ({roles[name]})" for name in ring.keys if name not in used)
+    return f"key ids still needed: {needed}" + (f"; no longer needed: {spare}" if spare else "")
 
 
 def _store_error(started: datetime, exc: Exception) -> None:

@@ -60,9 +60,12 @@ class AuditRecord(models.Model):
     actions = models.JSONField(default=list, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     # Tamper evidence: ``segment`` is "<kind>:<UTC day>" (the unit of retention and of
-    # chaining); ``mac`` is an HMAC of the frozen fields under AUDIT_HMAC_KEY, made at write.
+    # chaining); ``mac`` is an HMAC of the frozen fields under AUDIT_HMAC_KEY, made at write;
+    # ``key_id`` names that key (``audit.chain.key_id``), NULL for records made before key ids.
+    # Nullable: a NOT NULL column would make SQLite copy the whole table to add it.
     segment = models.CharField(max_length=40, blank=True)
     mac = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001
 
     objects = AuditRecordQuerySet.as_manager()
 
@@ -125,6 +128,8 @@ class AuditSeal(models.Model):
 
     ``chain`` = HMAC(key, previous chain + record mac + seq): removing, reordering or
     re-inserting records breaks it; nobody without AUDIT_HMAC_KEY can re-seal.
+    ``key_id`` names the key of ``chain`` on the first seal each sealing transaction appends to
+    the segment; NULL on the others means the key of the seal before (before key ids: any key).
     """
 
     record_id = models.BigIntegerField(primary_key=True)
@@ -132,6 +137,7 @@ class AuditSeal(models.Model):
     seq = models.BigIntegerField()
     chain = models.CharField(max_length=64)
     sealed_at = models.DateTimeField(default=timezone.now)
+    key_id = models.CharField(max_length=16, null=True, blank=True)  # noqa: DJ001 (nullable: as on AuditRecord)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "seq"], name="audit_seal_segment_seq")]
@@ -148,6 +154,8 @@ class AuditSegment(models.Model):
     previous name, previous link). Removing a whole segment (records, seals and this row)
     leaves a gap that the next segment names; ``AuditSegmentChain`` keys the newest link.
     ``position`` is empty only until the sealer links the segment (rows from before the chain).
+    ``key_id`` names the key of ``checkpoint``, ``link_key_id`` that of ``link`` (blank: made
+    before key ids).
     """
 
     name = models.CharField(max_length=40, primary_key=True)
@@ -159,6 +167,8 @@ class AuditSegment(models.Model):
     position = models.BigIntegerField(null=True, blank=True)
     previous = models.CharField(max_length=40, blank=True)
     link = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True, default="", db_default="")
+    link_key_id = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["position"], name="audit_segment_position")]
@@ -172,6 +182,7 @@ class AuditSegmentChain(models.Model):
 
     It outlives every segment it counts: removing the newest segments, or every record,
     seal and segment, leaves it pointing at a segment that is gone. Only the sealer writes it.
+    ``key_id`` names the key of ``checkpoint`` (blank: made before key ids).
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
@@ -179,6 +190,7 @@ class AuditSegmentChain(models.Model):
     segment = models.CharField(max_length=40, blank=True)
     link = models.CharField(max_length=64, blank=True)
     checkpoint = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True, default="", db_default="")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

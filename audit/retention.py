@@ -61,8 +61,9 @@ def _drop(name: str, now: datetime) -> bool:
                 return False
             _delete_contents(segment)
             segment.dropped_at = segment.updated_at = now
-            segment.checkpoint = chain.dropped_checkpoint(segment.name, segment.count, segment.head)
-            segment.save(update_fields=["dropped_at", "updated_at", "checkpoint"])
+            segment.key_id, key = chain.current_key()
+            segment.checkpoint = chain.dropped_checkpoint(segment.name, segment.count, segment.head, key)
+            segment.save(update_fields=["dropped_at", "updated_at", "checkpoint", "key_id"])
     except _Mismatch as exc:
         logger.warning("audit segment %s not dropped: %s", name, exc)
         return False

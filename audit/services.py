@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import CharField
 from django.utils import timezone
 
-from audit.chain import record_mac, segment_name
+from audit.chain import current_key, record_mac, segment_name
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
 
@@ -50,7 +50,8 @@ def record_values(
     actions: list[dict[str, Any]] | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Exactly what the row will hold, its MAC included (made here, before the INSERT, without a query)."""
+    """Exactly what the row will hold, its MAC and key id included (made here, before the INSERT, without a query)."""
+    key_id, key = current_key()  # cached per process: no per-record key derivation
     time = timezone.now()
     values: dict[str, Any] = {
         "time": time,
@@ -68,7 +69,8 @@ def record_values(
         "detail": as_stored(detail or {}),
         "segment": segment_name(str(kind), time),
     }
-    values["mac"] = record_mac(values)
+    values["key_id"] = key_id
+    values["mac"] = record_mac(values, key)
     return values
 
 

@@ -97,6 +97,7 @@ COLUMNS = (
     "detail",
     "segment",
     "mac",
+    "key_id",
 )
 
 
@@ -227,8 +228,9 @@ def _copy_text(value: Any) -> str:
 
 def _seed_chunk(chunk: int) -> tuple[bytes, list[tuple[int, str, str]]]:
     """Rows [chunk*CHUNK, ...) as COPY text, and (id, segment, mac) for the chains, in (time, id) order."""
-    from audit.chain import record_mac, segment_name
+    from audit.chain import current_key, record_mac, segment_name
 
+    key_id, key = current_key()
     rows, start_us, span_us = _SEED["rows"], _SEED["start_us"], _SEED["span_us"]
     rng = random.Random(chunk * 7919 + 17)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -240,7 +242,7 @@ def _seed_chunk(chunk: int) -> tuple[bytes, list[tuple[int, str, str]]]:
         values = _record(rng, index)
         values["time"] = moment
         values["segment"] = segment_name(values["kind"], moment)
-        mac = record_mac(values)
+        mac = record_mac(values, key)
         record_id = index + 1
         lines.append(
             "\t".join(
@@ -261,6 +263,7 @@ def _seed_chunk(chunk: int) -> tuple[bytes, list[tuple[int, str, str]]]:
                     _copy_text(json.dumps(values["detail"], separators=(",", ":"))),
                     values["segment"],
                     mac,
+                    key_id,
                 )
             )
         )
@@ -289,9 +292,10 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
     import psycopg
     from django.db import connections
 
-    from audit.chain import head_checkpoint, link, segment_link, tip_checkpoint
+    from audit.chain import current_key, head_checkpoint, link, segment_link, tip_checkpoint
 
     url = os.environ["DATABASE_URL"]
+    key_id, _ = current_key()
     now = datetime.now(UTC)
     end_us = int((now - timedelta(minutes=2) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
     span_us = int(span.total_seconds() * 1_000_000)
@@ -319,7 +323,7 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
             context.Pool(2) as pool,
             records_conn.cursor().copy(f"COPY audit_auditrecord ({', '.join(COLUMNS)}) FROM STDIN") as records_copy,
             seals_conn.cursor().copy(
-                "COPY audit_auditseal (record_id, segment, seq, chain, sealed_at) FROM STDIN"
+                "COPY audit_auditseal (record_id, segment, seq, chain, sealed_at, key_id) FROM STDIN"
             ) as seals_copy,
         ):
             for done, (blob, links) in enumerate(_bounded(pool, chunks), 1):
@@ -331,7 +335,9 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
                         state = heads[segment] = [0, ""]
                     state[0] += 1
                     state[1] = link(segment, state[0], state[1], mac)
-                    seal_lines.append(f"{record_id}\t{segment}\t{state[0]}\t{state[1]}\t{sealed_at}")
+                    # As the sealer writes them: the first seal of a segment names its key, the rest follow it.
+                    named = key_id if state[0] == 1 else "\\N"
+                    seal_lines.append(f"{record_id}\t{segment}\t{state[0]}\t{state[1]}\t{sealed_at}\t{named}")
                 seals_copy.write(("\n".join(seal_lines) + "\n").encode())
                 if done % 50 == 0 or done == chunks:
                     rate = done * CHUNK / (time.perf_counter() - started)
@@ -344,25 +350,37 @@ def child_seed(rows: int = ROWS, span: timedelta = SPAN) -> dict[str, Any]:
             count, head = heads[name]
             chained = segment_link(position, name, previous, previous_link)
             segment_rows.append(
-                (name, count, head, now, head_checkpoint(name, count, head), position, previous, chained)
+                (
+                    name,
+                    count,
+                    head,
+                    now,
+                    head_checkpoint(name, count, head),
+                    position,
+                    previous,
+                    chained,
+                    key_id,
+                    key_id,
+                )
             )
             previous, previous_link = name, chained
         with records_conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO audit_auditsegment (name, count, head, updated_at, dropped_at, checkpoint, position, "
-                "previous, link) VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, %s)",
+                "previous, link, key_id, link_key_id) VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, %s, %s, %s)",
                 segment_rows,
             )
             if segment_rows:
                 cursor.execute(
-                    "INSERT INTO audit_auditsegmentchain (id, count, segment, link, checkpoint, updated_at) "
-                    "VALUES (1, %s, %s, %s, %s, %s)",
+                    "INSERT INTO audit_auditsegmentchain (id, count, segment, link, checkpoint, updated_at, key_id) "
+                    "VALUES (1, %s, %s, %s, %s, %s, %s)",
                     [
                         len(segment_rows),
                         previous,
                         previous_link,
                         tip_checkpoint(len(segment_rows), previous, previous_link),
                         now,
+                        key_id,
                     ],
                 )
         records_conn.execute("SELECT setval(pg_get_serial_sequence('audit_auditrecord', 'id'), %s)", [max(rows, 1)])

@@ -79,8 +79,10 @@ ROTATE_WITHOUT_PREFLIGHT = envbool("ROTATE_WITHOUT_PREFLIGHT", False)
 HTPASSWD_BCRYPT_COST = envint("HTPASSWD_BCRYPT_COST", 10, minimum=4, maximum=15)
 HTPASSWD_GROUP = envstr("HTPASSWD_GROUP", "")
 HTPASSWD_MODE = envfilemode("HTPASSWD_MODE", 0o640)
-# Audit tamper evidence: a key that does not live in the database.
+# Audit tamper evidence: a key that does not live in the database. Everything new is made with it; the
+# fallbacks (earlier keys, kept while records they made are retained) only verify (README: Rotating secrets).
 AUDIT_HMAC_KEY = envsecret("AUDIT_HMAC_KEY") or read_or_create_secret(DATA_DIR / "audit_hmac_key")
+AUDIT_HMAC_KEY_FALLBACKS = envsecretlist("AUDIT_HMAC_KEY_FALLBACKS")
 AUDIT_SEAL_LAG = envint("AUDIT_SEAL_LAG", 5, minimum=0, maximum=3600)  # seconds a record waits before sealing
 AUDIT_RETENTION_DAYS = {
     "access": envint("AUDIT_RETENTION_ACCESS_DAYS", 90, minimum=1),
