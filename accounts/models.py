@@ -301,6 +301,12 @@ class NotificationEndpoint(models.Model):
     registry = models.OneToOneField(Registry, on_delete=models.CASCADE, related_name="notification_endpoint")
     secret = models.BinaryField()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # After a rotation the old secret is still accepted until ``previous_valid_until`` (encrypted too).
+    previous_secret = models.BinaryField(blank=True, default=b"")
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    # Which of the two the registry sent last, and when (written at most once a minute).
+    last_used = models.CharField(max_length=10, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"notifications of {self.registry}"
@@ -345,6 +351,11 @@ class Robot(Credential):
     name = models.SlugField(max_length=100)
     description = models.CharField(max_length=255, blank=True)
     bcrypt_hash = models.CharField(max_length=100, blank=True, editable=False)
+    # When the secret was last set (made or rotated): ROBOT_SECRET_MAX_AGE_DAYS counts from here.
+    secret_set_at = models.DateTimeField(default=timezone.now, editable=False)
+    # After a rotation the old secret keeps working until ``previous_valid_until`` (the grace period).
+    previous_secret_hash = models.CharField(max_length=64, blank=True, editable=False)
+    previous_valid_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = RobotQuerySet.as_manager()
 
@@ -352,6 +363,11 @@ class Robot(Credential):
         ordering = ["team__name", "name"]
         constraints = [
             models.UniqueConstraint(Coalesce("team", Value(0)), "name", name="robot_unique_name_per_team"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["previous_secret_hash"], condition=~Q(previous_secret_hash=""), name="robot_previous_secret"
+            ),
         ]
 
     def __str__(self) -> str:

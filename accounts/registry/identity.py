@@ -38,6 +38,7 @@ class Identity:
     actor_id: int | None = None
     credential: str = ""
     refresh_token: str | None = None
+    secret: str = ""  # a robot's: "current", or "previous" during a rotation's grace period
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,22 @@ def _user_identity(user: User, *, refresh_token: str | None, subject: Subject | 
 
 
 def _robot(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:
-    robot = lookups.robot(hash_candidates(secret))
+    candidates = hash_candidates(secret)
+    robot = lookups.robot(candidates)
     if robot is None or not hmac.compare_digest(robot.login_name.encode(), username.encode()):
         return Failure("bad robot name or secret", SubjectType.ROBOT)
     now = timezone.now()
     refusal = robot.refusal(now)
     if refusal:
         return Failure(f"robot {robot.login_name} {refusal}", SubjectType.ROBOT, robot.login_name)
+    used = "current" if robot.secret_hash in candidates else "previous"
+    if used == "previous" and (robot.previous_valid_until is None or robot.previous_valid_until <= now):
+        ended = f" on {robot.previous_valid_until:%Y-%m-%d %H:%M} UTC" if robot.previous_valid_until else ""
+        reason = f"robot {robot.login_name} used its previous secret after the rotation's grace period ended{ended}"
+        return Failure(reason, SubjectType.ROBOT, robot.login_name)
     _touch(robot, now, context, robot.login_name)
     subject = lookups.subject_for_robot(robot, now)
-    return Identity(subject, SubjectType.ROBOT, robot.login_name, credential=robot.login_name)
+    return Identity(subject, SubjectType.ROBOT, robot.login_name, credential=robot.login_name, secret=used)
 
 
 def _access_token(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:

@@ -71,7 +71,9 @@ class Fresh:
         return check_password(username, password)
 
     def robot(self, candidates: list[str]) -> Robot | None:
-        return Robot.objects.select_related("team").filter(secret_hash__in=candidates).first()
+        """The robot whose secret, or previous secret (a rotation's grace: checked by the caller), is one of these."""
+        rows = Robot.objects.select_related("team")
+        return rows.filter(Q(secret_hash__in=candidates) | Q(previous_secret_hash__in=candidates)).first()
 
     def token(self, candidates: list[str]) -> PersonalAccessToken | None:
         return PersonalAccessToken.objects.select_related("user").filter(secret_hash__in=candidates).first()

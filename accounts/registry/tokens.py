@@ -201,6 +201,8 @@ def _grant(
     detail = {"method": request.method, "jti": jti, "grant_type": request.grant_type or "basic"}
     if identity.credential:
         detail["credential"] = identity.credential
+    if identity.secret:
+        detail["secret"] = identity.secret  # a robot's current secret, or its previous one in a rotation's grace
     if identity.refresh_token and request.grant_type != "refresh_token":
         detail["refresh_token"] = "issued"  # a new long-lived credential: say so (never the token itself)
     if request.account and identity.actor and request.account != identity.actor:

@@ -15,11 +15,13 @@ One module per concern (``users``, ``teams``, ``registries``, ``grants``,
 from accounts.services import directory, directory_sync, limits, reminders, reviews, rewrap, unused
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
+    ROBOT_GRACE,
     create_access_token,
     create_robot,
     record_credential_expiries,
     revoke_access_token,
     revoke_robot,
+    rotate_robot,
 )
 from accounts.services.endpoints import notification_secret, rotate_notification_secret
 from accounts.services.grants import (
@@ -43,6 +45,7 @@ from accounts.services.leads import (
     lead_remove_membership,
     lead_revoke,
     lead_revoke_robot,
+    lead_rotate_robot,
     lead_set_membership,
 )
 from accounts.services.refresh import new_refresh_token, revoke_refresh_tokens
@@ -68,6 +71,7 @@ from accounts.services.users import (
 
 __all__ = [
     "DIRECTORY_FIELDS",
+    "ROBOT_GRACE",
     "USER_FIELDS",
     "attach_parents",
     "bound_managed_grants",
@@ -100,6 +104,7 @@ __all__ = [
     "lead_remove_membership",
     "lead_revoke",
     "lead_revoke_robot",
+    "lead_rotate_robot",
     "lead_set_membership",
     "lies_in",
     "limits",
@@ -118,6 +123,7 @@ __all__ = [
     "revoke_user_refresh_tokens",
     "rewrap",
     "rotate_notification_secret",
+    "rotate_robot",
     "rotate_signing_key",
     "set_membership",
     "set_password",

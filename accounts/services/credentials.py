@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.constants import PAT_PREFIX, ROBOT_SECRET_PREFIX
-from accounts.models import PersonalAccessToken, Robot, Team, User
+from accounts.models import AuthMode, PersonalAccessToken, Registry, Robot, Team, User
 from accounts.registry import htpasswd
 from accounts.registry.secrets import new_secret, secret_hash
 from accounts.services._common import _check_expiry, _clean_pattern, _credential_record, _iso
@@ -60,6 +61,57 @@ def create_robot(
     )
     htpasswd.sync_after_commit()
     return robot, secret
+
+
+ROBOT_GRACE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class RobotRotation:
+    """A robot's new secret (shown once), until when the old one still works, and what to tell people."""
+
+    robot: Robot
+    secret: str
+    previous_valid_until: datetime | None
+    notes: tuple[str, ...]
+
+
+@transaction.atomic
+def rotate_robot(robot: Robot, *, context: AuditContext, grace: timedelta = ROBOT_GRACE) -> RobotRotation:
+    """A new secret for ``robot``; the old one keeps working for ``grace`` (0: stops at once).
+
+    Both hashes are kept meanwhile and each use is recorded with which one it was. In htpasswd mode
+    the file holds one hash per name: there the new secret takes over at once, whatever the grace.
+    """
+    robot = Robot.objects.select_for_update().select_related("team").get(pk=robot.pk)
+    if robot.revoked_at is not None:
+        raise ValidationError(f"{robot.login_name} is revoked: make a new robot instead.")
+    if grace < timedelta(0):
+        raise ValidationError({"grace": "The grace period cannot be negative."})
+    now = timezone.now()
+    secret = new_secret(ROBOT_SECRET_PREFIX)
+    until = now + grace if grace else None
+    robot.previous_secret_hash, robot.previous_valid_until = (robot.secret_hash, until) if until else ("", None)
+    robot.secret_hash, robot.bcrypt_hash, robot.secret_set_at = secret_hash(secret), htpasswd.hash_password(secret), now
+    robot.save(
+        update_fields=["secret_hash", "bcrypt_hash", "secret_set_at", "previous_secret_hash", "previous_valid_until"]
+    )
+    _credential_record(context, "robot.rotate", robot.login_name, previous_valid_until=_iso(until))
+    htpasswd.sync_after_commit()
+    notes = []
+    if until:
+        notes.append(
+            f"The old secret keeps working until {until:%Y-%m-%d %H:%M} UTC; replace it everywhere before then."
+        )
+    else:
+        notes.append("The old secret stopped working now.")
+    htpasswd_registries = list(Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True))
+    if htpasswd_registries and until:
+        notes.append(
+            f"Registries in htpasswd mode ({', '.join(htpasswd_registries)}) hold one hash per name: there the new "
+            "secret works now and the old one stopped (no grace)."
+        )
+    return RobotRotation(robot, secret, until, tuple(notes))
 
 
 @transaction.atomic

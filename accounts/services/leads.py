@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -10,7 +10,7 @@ from django.db import transaction
 from accounts import authz
 from accounts.models import Grant, Membership, Registry, Robot, Team, User
 from accounts.services._common import _clean_pattern
-from accounts.services.credentials import create_robot, revoke_robot
+from accounts.services.credentials import RobotRotation, create_robot, revoke_robot, rotate_robot
 from accounts.services.grants import check_within_team, create_grant, revoke_grant
 from accounts.services.teams import remove_membership, set_membership
 from audit.context import AuditContext
@@ -89,3 +89,15 @@ def lead_revoke_robot(robot: Robot, *, acting_user: User, context: AuditContext)
     if not authz.can_revoke_robot(acting_user, robot):
         raise PermissionDenied(f"{acting_user.username} may not revoke {robot.login_name}.")
     revoke_robot(robot, context=context)
+
+
+@transaction.atomic
+def lead_rotate_robot(
+    robot: Robot, *, acting_user: User, context: AuditContext, grace: timedelta | None = None
+) -> RobotRotation:
+    """Rotate ``robot``'s secret if ``acting_user`` may (admins any robot, a team's leads its robots)."""
+    if not authz.can_revoke_robot(acting_user, robot):
+        raise PermissionDenied(f"{acting_user.username} may not rotate {robot.login_name}.")
+    if grace is None:
+        return rotate_robot(robot, context=context)
+    return rotate_robot(robot, context=context, grace=grace)

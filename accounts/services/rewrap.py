@@ -2,7 +2,8 @@
 
 What ``registryadmin.keywrap`` encrypts, and so what is rewrapped (``WRAPPED``): each signing key's
 private half (``SigningKey.private_key``) and each registry's notification secret
-(``NotificationEndpoint.secret``). Robot, personal access token and refresh-token secrets are not
+(``NotificationEndpoint.secret``, and ``previous_secret`` while a rotation's grace lasts). Robot,
+personal access token and refresh-token secrets are not
 encrypted but stored as keyed SHA-256 hashes (``accounts.registry.secrets``, keyed by SECRET_KEY and
 its fallbacks): there is nothing to decrypt, so nothing to rewrap.
 
@@ -50,6 +51,11 @@ class Wrapped:
     describe: Callable[[Any], str]
     related: tuple[str, ...] = ()
     lock: int | None = None
+    optional: bool = False  # an empty value (nothing stored) is not a secret to rewrap
+
+    def rows(self) -> models.QuerySet:
+        rows = self.model.objects.all()
+        return rows.exclude(**{self.column: b""}) if self.optional else rows
 
 
 WRAPPED = (
@@ -68,6 +74,15 @@ WRAPPED = (
         "secret",
         lambda endpoint: f"notification secret of registry {endpoint.registry.service}",
         related=("registry",),
+    ),
+    Wrapped(
+        "previous_notification_secret",
+        "previous notification secrets (in their grace period)",
+        NotificationEndpoint,
+        "previous_secret",
+        lambda endpoint: f"previous notification secret of registry {endpoint.registry.service}",
+        related=("registry",),
+        optional=True,
     ),
 )
 
@@ -126,7 +141,7 @@ def rewrap_all(
 
 
 def _rewrap_kind(spec: Wrapped, dry_run: bool, batch_size: int, progress: Progress | None) -> Tally:
-    tally = Tally(spec.kind, spec.label, total=spec.model.objects.count())
+    tally = Tally(spec.kind, spec.label, total=spec.rows().count())
     after = None
     while True:
         with _batch_transaction(spec, dry_run):
@@ -148,7 +163,7 @@ def _batch_transaction(spec: Wrapped, dry_run: bool) -> AbstractContextManager[A
 
 
 def _batch(spec: Wrapped, after: Any, size: int, *, lock: bool) -> list[Any]:
-    rows = spec.model.objects.select_related(*spec.related).order_by("pk")
+    rows = spec.rows().select_related(*spec.related).order_by("pk")
     if after is not None:
         rows = rows.filter(pk__gt=after)
     if lock:

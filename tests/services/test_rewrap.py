@@ -130,6 +130,7 @@ def test_rewrap_moves_every_signing_key_and_notification_secret_under_the_new_ke
     assert [(t.kind, t.rewrapped, t.current, t.unreadable) for t in result.tallies] == [
         ("signing_key", 3, 0, []),
         ("notification_secret", 2, 0, []),
+        ("previous_notification_secret", 0, 0, []),  # no rotation's grace is running
     ]
     after = stored()
     assert set(after) == set(before) and all(after[row] != before[row] for row in before)
@@ -149,6 +150,7 @@ def test_rewrap_writes_one_admin_change_record_with_counts_and_no_secret(
     assert entry.detail["counts"] == {
         "signing_key": {"rewrapped": 3, "current": 0, "unreadable": 0},
         "notification_secret": {"rewrapped": 2, "current": 0, "unreadable": 0},
+        "previous_notification_secret": {"rewrapped": 0, "current": 0, "unreadable": 0},
     }
     text = json.dumps(entry.detail)
     assert not [secret for secret in [*wrapped_under_a.values(), A, B] if secret in text]
@@ -294,3 +296,14 @@ def test_start_up_refuses_a_malformed_fallback_naming_the_variable_and_accepts_a
     missing = load_settings(tmp_path, KEY_ENCRYPTION_KEY_FALLBACKS_FILE=str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and f"{FALLBACKS}_FILE" in missing.stderr.strip().splitlines()[-1]
     assert load_settings(tmp_path, KEY_ENCRYPTION_KEY=B, KEY_ENCRYPTION_KEY_FALLBACKS=A).returncode == 0
+
+
+def test_a_previous_notification_secret_in_its_grace_is_rewrapped_too(settings, wrapped_under_a: dict[str, str]) -> None:
+    registry = Registry.objects.order_by("pk").first()
+    old = services.notification_secret(registry)
+    services.rotate_notification_secret(registry, SYSTEM)
+    under(settings, B, A)
+    result = services.rewrap.rewrap_all(SYSTEM)
+    assert {t.kind: t.rewrapped for t in result.tallies}["previous_notification_secret"] == 1
+    under(settings, B)
+    assert check_bearer(registry, f"Bearer {old}") == "previous"
