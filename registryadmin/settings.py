@@ -363,13 +363,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envcrontab("SCHEDULE_SYNC_HTPASSWD", "* * * * *"),
         "options": {"expires": 50},
     },
-    "purge-expired-grants": {
-        "task": "accounts.tasks.purge_expired_grants",
     "rotate-signing-key": {
         "task": "accounts.tasks.rotate_signing_key",
         "schedule": envcrontab("SCHEDULE_ROTATE_SIGNING_KEY", "20 2 * * *"),
         "options": {"expires": 3600},
     },
+    "purge-expired-grants": {
+        "task": "accounts.tasks.purge_expired_grants",
         "schedule": envcrontab("SCHEDULE_PURGE_EXPIRED_GRANTS", "*/5 * * * *"),
         "options": {"expires": 240},
     },

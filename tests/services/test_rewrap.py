@@ -298,7 +298,9 @@ def test_start_up_refuses_a_malformed_fallback_naming_the_variable_and_accepts_a
     assert load_settings(tmp_path, KEY_ENCRYPTION_KEY=B, KEY_ENCRYPTION_KEY_FALLBACKS=A).returncode == 0
 
 
-def test_a_previous_notification_secret_in_its_grace_is_rewrapped_too(settings, wrapped_under_a: dict[str, str]) -> None:
+def test_a_previous_notification_secret_in_its_grace_is_rewrapped_too(
+    settings, wrapped_under_a: dict[str, str]
+) -> None:
     registry = Registry.objects.order_by("pk").first()
     old = services.notification_secret(registry)
     services.rotate_notification_secret(registry, SYSTEM)
