@@ -13,12 +13,14 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from accounts import services, tasks
 from accounts.models import KeyState, Registry, SigningKey, User
 from accounts.registry import config
 from audit.models import AuditRecord, Kind
+from registryadmin.celery import app
 from tests.conftest import SYSTEM, client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +159,13 @@ def test_a_refused_rotation_goes_by_mail_to_the_admins(registry: Registry, mailo
     assert [m.to for m in mailoutbox] == [["root@example.org"]]
     assert "rotate_signing_key failed" in mailoutbox[0].subject
     assert "Set its URL on its registry page" in mailoutbox[0].body
+
+
+def test_every_beat_entry_names_a_registered_task_with_a_schedule_and_an_expiry_only() -> None:
+    """A misplaced entry (one nested in another) would leave its task unscheduled without an error."""
+    app.loader.import_default_modules()
+    for name, entry in django_settings.CELERY_BEAT_SCHEDULE.items():
+        assert set(entry) == {"task", "schedule", "options"}, name
+        assert entry["task"] in app.tasks, name
+        assert entry["options"]["expires"] > 0, name
+    assert django_settings.CELERY_BEAT_SCHEDULE["rotate-signing-key"]["task"] == "accounts.tasks.rotate_signing_key"
