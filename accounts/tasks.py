@@ -70,3 +70,9 @@ def rotate_signing_key() -> dict:
         return outcome.summary()
 
     return run_job("rotate_signing_key", work)
+
+
+@shared_task(name="accounts.tasks.robot_secret_age")
+def robot_secret_age() -> dict:
+    """Daily: tell leads (once per secret) about robots whose secret is older than ROBOT_SECRET_MAX_AGE_DAYS."""
+    return run_job("robot_secret_age", services.reminders.send_stale_robot_secrets)

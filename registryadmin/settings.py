@@ -74,6 +74,8 @@ REFRESH_TOKEN_TTL = envint("REFRESH_TOKEN_TTL", 30 * 86400, minimum=300)
 # preflight; never without a way to check every token-mode registry unless the operator says so.
 SIGNING_KEY_MAX_AGE_DAYS = envint("SIGNING_KEY_MAX_AGE_DAYS", 30, minimum=1, maximum=3650)
 ROTATE_WITHOUT_PREFLIGHT = envbool("ROTATE_WITHOUT_PREFLIGHT", False)
+# A robot whose secret is older is listed on the home and team pages and its team's leads are mailed once.
+ROBOT_SECRET_MAX_AGE_DAYS = envint("ROBOT_SECRET_MAX_AGE_DAYS", 90, minimum=1, maximum=3650)
 
 # htpasswd mode: the registry runs bcrypt on every request, so the cost is a trade-off.
 HTPASSWD_BCRYPT_COST = envint("HTPASSWD_BCRYPT_COST", 10, minimum=4, maximum=15)
@@ -366,6 +368,11 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-signing-key": {
         "task": "accounts.tasks.rotate_signing_key",
         "schedule": envcrontab("SCHEDULE_ROTATE_SIGNING_KEY", "20 2 * * *"),
+        "options": {"expires": 3600},
+    },
+    "robot-secret-age": {
+        "task": "accounts.tasks.robot_secret_age",
+        "schedule": envcrontab("SCHEDULE_ROBOT_SECRET_AGE", "10 7 * * *"),
         "options": {"expires": 3600},
     },
     "purge-expired-grants": {

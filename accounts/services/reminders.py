@@ -1,4 +1,8 @@
-"""Expiry reminders: a mail ``EXPIRY_REMINDER_DAYS`` before a grant, robot or personal access token expires.
+"""Reminders by mail: before a grant, robot or personal access token expires, and when a robot's secret is old.
+
+``send_stale_robot_secrets`` tells a team's leads once per secret that a robot's secret is older than
+``ROBOT_SECRET_MAX_AGE_DAYS`` (pages list those robots every day). ``send_due`` is the expiry part,
+``EXPIRY_REMINDER_DAYS`` before something expires:
 
 Who is told, and where the mail says to extend it (absolute links from ``PUBLIC_URL``):
 
@@ -37,7 +41,7 @@ from registryadmin import mail
 class Due:
     """One reminder to send: what expires, when, who is told and where to extend it."""
 
-    kind: str  # grant | robot | token
+    kind: str  # grant | robot | token | robot_secret (then ``expires_at`` is when the secret was set)
     object_id: int
     expires_at: datetime
     what: str
@@ -64,6 +68,58 @@ def send_due(*, now: datetime | None = None) -> dict[str, int]:
         counts["sent"] += sent
         counts["nobody_to_tell"] += not due.recipients
     return counts
+
+
+def stale_robots(now: datetime, team_ids: Iterable[int] | None = None) -> list[Robot]:
+    """Active robots whose secret is older than ``ROBOT_SECRET_MAX_AGE_DAYS`` (those teams' only, if given)."""
+    robots = Robot.objects.with_state(now).filter(
+        state="active", secret_set_at__lt=now - timedelta(days=settings.ROBOT_SECRET_MAX_AGE_DAYS)
+    )
+    if team_ids is not None:
+        robots = robots.filter(team_id__in=list(team_ids))
+    return list(robots.select_related("team").order_by("secret_set_at", "pk"))
+
+
+def send_stale_robot_secrets(*, now: datetime | None = None) -> dict[str, int]:
+    """Tell each team's leads (a global robot: the admins) once per secret that it is past its age.
+
+    The reminder is kept per secret (its ``secret_set_at``), so a rotation makes the next one due
+    when the new secret ages in its turn.
+    """
+    now = now or timezone.now()
+    robots = stale_robots(now)
+    leads, admins = _lead_addresses({r.team_id for r in robots}), _admin_addresses()
+    counts = {"stale": len(robots), "reminders": 0, "sent": 0, "not_delivered": 0}
+    for due in _not_yet_sent([_stale_due(robot, leads, admins) for robot in robots]):
+        claim = _claim(due, now)
+        if claim is None:
+            continue
+        age = (now - due.expires_at).days
+        body = (
+            f"{due.what} has had the same secret for {age} days (since {_when(due.expires_at)}); the limit is "
+            f"{settings.ROBOT_SECRET_MAX_AGE_DAYS} days.\n\n"
+            f"{due.who_extends}: the new secret is shown once, and the old one keeps working for a grace period "
+            f"(24 hours unless you choose) while you replace it in CI and on deploy hosts:\n{due.link}\n"
+        )
+        sent = mail.send(due.recipients, f"{due.what}: rotate its secret", body)
+        if due.recipients and not sent:
+            claim.delete()
+            counts["not_delivered"] += 1
+            continue
+        ExpiryReminder.objects.filter(pk=claim.pk).update(recipients=sent)
+        counts["reminders"] += 1
+        counts["sent"] += sent
+    return counts
+
+
+def _stale_due(robot: Robot, leads: dict[int, list[str]], admins: Iterable[str]) -> Due:
+    if robot.team_id is None:
+        told, link, who = admins, _url("robots:list"), "An administrator rotates it on the robots page"
+    else:
+        told, link = leads.get(robot.team_id, []), _url("teams:detail", name=robot.team.name)
+        who = f"Team {robot.team.name}'s leads rotate it on the team page"
+    what = f"Robot {robot.login_name}"
+    return Due("robot_secret", robot.pk, robot.secret_set_at, what, _addresses(told), link, who)
 
 
 def due_reminders(now: datetime) -> Iterator[Due]:

@@ -99,6 +99,7 @@ registry_patterns = [
     path("<str:service>/", registries.registry_detail, name="detail"),
     path("<str:service>/edit", registries.registry_edit, name="edit"),
     path("<str:service>/prepare", registries.registry_prepare, name="prepare"),
+    path("<str:service>/rotate-secret", registries.registry_rotate_secret, name="rotate_secret"),
     path("<str:service>/bundle.pem", registries.registry_bundle, name="bundle"),
 ]
 
@@ -120,6 +121,7 @@ robot_patterns = [
     path("", robots.robot_list, name="list"),
     path("new", robots.robot_new, name="new"),
     path("<int:pk>/revoke", robots.robot_revoke, name="revoke"),
+    path("<int:pk>/rotate", robots.robot_rotate, name="rotate"),
 ]
 
 key_patterns = [

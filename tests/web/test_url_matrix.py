@@ -106,6 +106,7 @@ TABLE: dict[str, Row] = {
     "robots:list": Row(none, OVERSEERS, None),
     "robots:new": Row(none, ADMINS, ADMINS),
     "robots:revoke": Row(pk("ops_robot"), None, frozenset({"olga", "ada"})),  # ops's lead or an admin
+    "robots:rotate": Row(pk("ops_robot"), None, frozenset({"olga", "ada"})),
     "repositories:list": Row(none, OVERSEERS, None),
     "repositories:new": Row(none, ADMINS, ADMINS),
     "repositories:public": Row(pk("repository"), None, ADMINS),
@@ -115,6 +116,7 @@ TABLE: dict[str, Row] = {
     "registries:detail": Row(lambda w: {"service": "registry"}, OVERSEERS, None),
     "registries:edit": Row(lambda w: {"service": "registry"}, None, ADMINS),
     "registries:prepare": Row(lambda w: {"service": "registry"}, None, ADMINS),
+    "registries:rotate_secret": Row(lambda w: {"service": "registry"}, None, ADMINS),
     "registries:bundle": Row(lambda w: {"service": "registry"}, OVERSEERS, None),
     "keys:list": Row(none, OVERSEERS, None),
     "keys:rotate": Row(none, None, ADMINS),

@@ -9,6 +9,7 @@ Was ``accounts/credential_forms.py`` before the layout split.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -201,3 +202,17 @@ class RobotFilterForm(CredentialFilterForm):
             team, _plus, name = text.partition("+")
             return Q(team__name__icontains=team, name__icontains=name)
         return super().search(text)
+
+
+GRACE_CHOICES = [("24h", "24 hours"), ("1h", "1 hour"), ("7d", "7 days"), ("0", "none: the old secret stops now")]
+_GRACE = {"24h": timedelta(hours=24), "1h": timedelta(hours=1), "7d": timedelta(days=7), "0": timedelta(0)}
+
+
+class RotateSecretForm(forms.Form):
+    """How long the old secret keeps working after a rotation."""
+
+    grace = forms.ChoiceField(choices=GRACE_CHOICES, initial="24h", label="Old secret keeps working for")
+
+    @property
+    def grace_period(self) -> timedelta:
+        return _GRACE[self.cleaned_data["grace"]]

@@ -23,6 +23,7 @@ from audit.alerts import failed_login_bursts
 from registryadmin.guards import is_admin, is_overseer
 
 PUBLIC_SHOWN = 50  # public repositories named on the page; the rest are counted
+STALE_SHOWN = 20  # robots with an old secret named on the page
 
 
 def _my_access(user: User) -> dict[str, Any]:
@@ -49,12 +50,18 @@ def _overview(user: User) -> dict[str, Any]:
         "bursts": failed_login_bursts(now),
         "expiring": parts.expiring(now),
         "holds": services.limits.active_holds(now),
+        "stale_robots": services.reminders.stale_robots(now)[:STALE_SHOWN],
     }
 
 
 def _lead(user: User) -> dict[str, Any]:
     teams = parts.led_teams(user)
-    return {"led_teams": teams, "team_expiring": parts.expiring(timezone.now(), [t.pk for t in teams])}
+    now, team_ids = timezone.now(), [t.pk for t in teams]
+    return {
+        "led_teams": teams,
+        "team_expiring": parts.expiring(now, team_ids),
+        "team_stale_robots": services.reminders.stale_robots(now, team_ids)[:STALE_SHOWN] if team_ids else [],
+    }
 
 
 @require_GET

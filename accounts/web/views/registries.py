@@ -21,6 +21,7 @@ from django.db.models import Count, Exists, IntegerField, Model, OuterRef, Q, Qu
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -30,6 +31,7 @@ from accounts.models import AuthMode, Grant, NotificationEndpoint, Registry, Rep
 from accounts.registry import config as registry_config
 from accounts.registry import htpasswd, keys
 from accounts.web.forms.common import add_service_error
+from accounts.web.forms.credentials import RotateSecretForm
 from accounts.web.forms.registries import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -193,9 +195,14 @@ def _detail_page(
         if registry.auth_mode == AuthMode.HTPASSWD and services.directory.enabled()
         else "",
     }
+    context["endpoint"] = (
+        NotificationEndpoint.objects.filter(registry=registry).defer("secret", "previous_secret").first()
+    )
+    context["now"] = timezone.now()
     if admin:
         initial = {"url": registry.url, "auth_mode": registry.auth_mode}
         context["form"] = form or RegistrySettingsForm(initial=initial)
+        context["rotate_form"] = RotateSecretForm()
     return render(request, "registries/detail.html", context, status=status)
 
 
@@ -265,3 +272,24 @@ def registry_bundle(request: HttpRequest, service: str) -> HttpResponse:
     response = HttpResponse(keys.published_bundle_pem(), content_type="application/x-pem-file")
     response["Content-Disposition"] = content_disposition_header(True, f"{registry.service}-token-bundle.pem")
     return response
+
+
+@require_POST
+@admin_required
+@never_cache
+def registry_rotate_secret(request: HttpRequest, service: str) -> HttpResponse:
+    """A new notification secret; the old one is accepted for the grace chosen (restart the registry meanwhile)."""
+    registry = get_object_or_404(Registry, service=service)
+    form = RotateSecretForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose how long the old secret is still accepted.")
+        return _detail_page(request, registry, status=400)
+    grace = form.grace_period
+    services.rotate_notification_secret(registry, AuditContext.from_request(request), grace=grace)
+    until = f"until {timezone.now() + grace:%Y-%m-%d %H:%M} UTC" if grace else "no longer (it stopped now)"
+    messages.success(
+        request,
+        f"Rotated the notification secret of {registry.service}: the fragment below holds the new one. Merge it into "
+        f"the registry's config.yml and restart the registry; the old secret is accepted {until}.",
+    )
+    return redirect("registries:detail", service=registry.service)

@@ -9,11 +9,13 @@ Was ``accounts/robot_views.py`` before the layout split.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -22,12 +24,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import services
+from accounts import authz, services
 from accounts.models import Grant, Registry, Robot
 from accounts.web.forms.credentials import (
     GLOBAL_TEAM,
     RobotFilterForm,
     RobotForm,
+    RotateSecretForm,
     add_credential_error,
 )
 from audit.context import AuditContext
@@ -51,7 +54,8 @@ def robot_list(request: HttpRequest) -> HttpResponse:
     options were most of the page's time and size).
     """
     filters = RobotFilterForm(request.GET)
-    robots = _robots().with_state(timezone.now())
+    now = timezone.now()
+    robots = _robots().with_state(now)
     valid = filters.is_valid()
     robots = filters.filter(robots) if valid else robots.none()
     context = {
@@ -59,6 +63,8 @@ def robot_list(request: HttpRequest) -> HttpResponse:
         "page": page_of(request, robots.order_by(F("team__name").asc(nulls_first=True), "name", "pk")),
         "can_change": is_admin(request.user),
         "global_team": GLOBAL_TEAM,
+        "now": now,
+        "stale_before": now - timedelta(days=settings.ROBOT_SECRET_MAX_AGE_DAYS),
     }
     return render_list(request, "robots/list.html", "robots/_results.html", context, valid=valid)
 
@@ -100,3 +106,28 @@ def robot_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     if is_admin(request.user) or robot.team is None:
         return redirect(next_url(request, reverse("robots:list")))
     return redirect(next_url(request, reverse("teams:detail", kwargs={"name": robot.team.name})))
+
+
+@never_cache  # the answer holds the new secret
+@require_POST
+@login_required
+def robot_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new secret, shown once (admins any robot, team leads their team's; the service refuses others: 403).
+
+    The old secret keeps working for the grace chosen, so CI and deploy hosts can be switched over.
+    """
+    robot = get_object_or_404(Robot.objects.select_related("team"), pk=pk)
+    if not authz.can_revoke_robot(request.user, robot):  # before the input: nobody else learns anything
+        raise PermissionDenied(f"{request.user.get_username()} may not rotate {robot.login_name}.")
+    form = RotateSecretForm(request.POST)
+    if not form.is_valid():
+        return render(request, "robots/rotated.html", {"robot": robot, "form": form}, status=400)
+    try:
+        rotation = services.lead_rotate_robot(
+            robot, grace=form.grace_period, acting_user=request.user, context=AuditContext.from_request(request)
+        )
+    except ValidationError as exc:
+        return render(request, "robots/rotated.html", {"robot": robot, "error": " ".join(exc.messages)}, status=400)
+    hosts = Registry.objects.login_hosts() or ["HOST"]
+    context = {"robot": rotation.robot, "secret": rotation.secret, "notes": rotation.notes, "hosts": hosts}
+    return render(request, "robots/rotated.html", context)

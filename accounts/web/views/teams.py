@@ -18,10 +18,11 @@ Was ``accounts/team_views.py`` before the layout split.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -144,6 +145,7 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
         "can_manage": authz.is_team_lead(request.user, team),
         "is_admin": is_admin(request.user),
         "now": now,
+        "stale_before": now - timedelta(days=settings.ROBOT_SECRET_MAX_AGE_DAYS),
     }
 
 
