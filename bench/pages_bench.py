@@ -134,6 +134,11 @@ PAGES: list[tuple[str, str, str, dict[str, str], dict[str, str]]] = [
     ("unused access (admin, 90 days)", "admin", "access:unused", {}, {}),
     ("unused access (team lead)", "lead", "access:unused", {}, {}),
     ("unused access JSON (auditor, 30 days)", "auditor", "access:unused", {}, {"format": "json", "days": "30"}),
+    ("reviews list (admin)", "admin", "reviews:list", {}, {}),
+    ("reviews list (team lead)", "lead", "reviews:list", {}, {}),
+    ("review checklist (admin)", "admin", "reviews:detail", {"pk": "{campaign}"}, {}),
+    ("review checklist (team lead)", "lead", "reviews:detail", {"pk": "{campaign}"}, {}),
+    ("review evidence CSV (auditor)", "auditor", "reviews:export", {"pk": "{campaign}"}, {"format": "csv"}),
 ]
 
 
@@ -249,7 +254,9 @@ def seed(size: Size) -> dict[str, Any]:
     from django.db import connection, connections
 
     from accounts.models import User
-    from accounts.services import ensure_keys
+    from accounts.services import ensure_keys, unused
+    from accounts.services.reviews import start_campaign
+    from audit.context import AuditContext
     from audit.tasks import seal_audit
 
     if size.users < 10 or size.teams < 2 or size.repositories < 1:
@@ -272,6 +279,15 @@ def seed(size: Size) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     timings["keys_seal_analyze_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    review = start_campaign("Bench review", context=AuditContext.system("bench"))
+    timings["review_start_s"] = time.perf_counter() - mark
+    _log(f"review started in {timings['review_start_s']:.1f} s: {review.counts}")
+    # The pages keep a computed report for a minute: this is what the first view costs.
+    mark = time.perf_counter()
+    proposals = len(unused.report(unused.DEFAULT_DAYS).proposals)
+    timings["unused_report_s"] = time.perf_counter() - mark
+    _log(f"unused-rights report in {timings['unused_report_s']:.1f} s: {proposals} proposals")
     timings["total_s"] = time.perf_counter() - started
     _log(f"seeded in {timings['total_s']:.1f} s")
     return {
@@ -454,7 +470,7 @@ def facts() -> dict[str, str]:
 
     A user who exists in both seeds, so the record page does the same work (explaining the denial) in each.
     """
-    from accounts.models import Robot, User
+    from accounts.models import ReviewCampaign, Robot, User
     from audit.models import AuditRecord
 
     records = AuditRecord.objects.order_by("-time", "-id").values_list("id", flat=True)
@@ -462,7 +478,9 @@ def facts() -> dict[str, str]:
     record_id = denied.filter(actor__in=User.objects.values("username")).first() or denied.first() or records[0]
     robot = Robot.objects.select_related("team").filter(team__name=BIG_TEAM, revoked_at__isnull=True).first()
     robot = robot or Robot.objects.select_related("team").first()
-    return {**PERSONAS, "denied_record": str(record_id), "robot": robot.login_name if robot else "robot$none"}
+    campaign = ReviewCampaign.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    robot_login = robot.login_name if robot else "robot$none"
+    return {**PERSONAS, "denied_record": str(record_id), "robot": robot_login, "campaign": str(campaign)}
 
 
 def page_url(url_name: str, kwargs: dict[str, str], query: dict[str, str], known: dict[str, str]) -> str | None:
