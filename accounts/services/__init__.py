@@ -46,6 +46,7 @@ from accounts.services.leads import (
     lead_revoke,
     lead_revoke_robot,
     lead_rotate_robot,
+    lead_set_expiry,
     lead_set_membership,
 )
 from accounts.services.refresh import new_refresh_token, revoke_refresh_tokens
@@ -105,6 +106,7 @@ __all__ = [
     "lead_revoke",
     "lead_revoke_robot",
     "lead_rotate_robot",
+    "lead_set_expiry",
     "lead_set_membership",
     "lies_in",
     "limits",

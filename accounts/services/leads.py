@@ -11,7 +11,7 @@ from accounts import authz
 from accounts.models import Grant, Membership, Registry, Robot, Team, User
 from accounts.services._common import _clean_pattern
 from accounts.services.credentials import RobotRotation, create_robot, revoke_robot, rotate_robot
-from accounts.services.grants import check_within_team, create_grant, revoke_grant
+from accounts.services.grants import check_within_team, create_grant, revoke_grant, update_grant
 from accounts.services.teams import remove_membership, set_membership
 from audit.context import AuditContext
 
@@ -101,3 +101,21 @@ def lead_rotate_robot(
     if grace is None:
         return rotate_robot(robot, context=context)
     return rotate_robot(robot, context=context, grace=grace)
+
+
+@transaction.atomic
+def lead_set_expiry(
+    grant: Grant, expires_at: datetime | None, *, acting_user: User, context: AuditContext
+) -> tuple[Grant, bool]:
+    """A team's lead extends (or shortens) a grant the team manages: never past the team's own grant it lies in.
+
+    Returns the grant and whether the day asked for was capped to that team grant's expiry.
+    """
+    if not authz.can_revoke(acting_user, grant):
+        raise PermissionDenied(f"{acting_user.username} may not change {grant}.")
+    capped = False
+    if grant.managed_by_id is not None and grant.team_id != grant.managed_by_id:
+        team_ends = check_within_team(grant.managed_by, grant.pattern, grant.role, grant.registry)
+        if team_ends is not None and (expires_at is None or expires_at > team_ends):
+            expires_at, capped = team_ends, True
+    return update_grant(grant, expires_at=expires_at, context=context), capped

@@ -45,6 +45,7 @@ team_patterns = [
     path("<slug:name>/members/<str:username>/remove", teams.remove_member, name="remove_member"),
     path("<slug:name>/grants/add", teams.add_grant, name="add_grant"),
     path("<slug:name>/grants/<int:grant_id>/revoke", teams.revoke_grant, name="revoke_grant"),
+    path("<slug:name>/grants/<int:grant_id>/expiry", teams.grant_expiry, name="grant_expiry"),
     path("<slug:name>/robots/add", teams.add_robot, name="add_robot"),
     path("<slug:name>/robots/<int:pk>/revoke", teams.revoke_robot, name="revoke_robot"),
     path("<slug:name>/directory-groups/add", teams.add_directory_group, name="add_directory_group"),

@@ -585,3 +585,27 @@ def test_the_delete_card_counts_every_membership_not_one_page(world) -> None:
     assert "its 57 memberships" in body
     searched = client_for("ada", world).get(_detail(world), {"member": "bob"}).content.decode()
     assert "all its memberships" in searched and "its 1 membership" not in searched
+
+
+# --- A lead extends a grant the team manages (the expiry reminder's link) ---------------------------------
+
+
+def test_a_lead_extends_a_managed_grant_up_to_the_team_grants_own_expiry(alice: User, bob: User, web: Team) -> None:
+    team_ends = timezone.now() + timedelta(days=30)
+    services.create_grant(web, "web/**", "write", expires_at=team_ends, context=SYSTEM)
+    bobs = services.lead_grant(
+        web, bob, "web/app", "read", acting_user=alice, context=SYSTEM, expires_at=timezone.now() + timedelta(days=3)
+    )
+    url = reverse("teams:grant_expiry", kwargs={"name": "web", "grant_id": bobs.pk})
+    client = Client()
+    client.force_login(alice)
+    day = (timezone.now() + timedelta(days=10)).date()
+    assert client.post(url, {"expires_on": day.isoformat()}).status_code == 302
+    assert Grant.objects.get(pk=bobs.pk).expires_at == expiry_from_date(day)
+    response = client.post(url, {"no_expiry": "on"}, follow=True)
+    assert "capped" in response.content.decode()
+    assert Grant.objects.get(pk=bobs.pk).expires_at == team_ends
+    assert client.post(url, {}).status_code == 400
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert bob_client.post(url, {"no_expiry": "on"}).status_code == 403

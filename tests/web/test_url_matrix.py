@@ -76,6 +76,7 @@ TABLE: dict[str, Row] = {
     "teams:remove_member": Row(lambda w: {"name": "web", "username": "bob"}, None, WEB_LEADS),
     "teams:add_grant": Row(lambda w: {"name": "web"}, None, WEB_LEADS),
     "teams:revoke_grant": Row(lambda w: {"name": "web", "grant_id": w["managed"].pk}, None, WEB_LEADS),
+    "teams:grant_expiry": Row(lambda w: {"name": "web", "grant_id": w["managed"].pk}, None, WEB_LEADS),
     "teams:add_robot": Row(lambda w: {"name": "web"}, None, WEB_LEADS),
     "teams:revoke_robot": Row(lambda w: {"name": "web", "pk": w["web_robot"].pk}, None, WEB_LEADS),
     # Directory group mappings: admins only, never the team's leads (LDAP is off here: ada gets a 409).

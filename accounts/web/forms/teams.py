@@ -7,6 +7,7 @@ Was ``accounts/forms.py`` before the layout split.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -113,3 +114,20 @@ class DeleteTeamForm(forms.Form):
         if typed != self.team.name:
             raise ValidationError(f"Type {self.team.name} exactly to delete the team.", code="mismatch")
         return typed
+
+
+class ExpiryChangeForm(ExpiryMixin, forms.Form):
+    """A managed grant's new last day, or none ("never expires", which the team's own expiry may cap)."""
+
+    expires_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    no_expiry = forms.BooleanField(required=False, label="Never expires")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if bool(data.get("no_expiry")) == bool(data.get("expires_on")) and not self.errors:
+            raise ValidationError("Give a new last day, or tick “never expires”.", code="expiry")
+        return data
+
+    @property
+    def new_expiry(self) -> datetime | None:
+        return None if self.cleaned_data["no_expiry"] else self.expires_at

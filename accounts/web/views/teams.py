@@ -44,6 +44,7 @@ from accounts.web.forms.teams import (
     AddMemberForm,
     DeleteTeamForm,
     DirectoryGroupForm,
+    ExpiryChangeForm,
     GrantForm,
     TeamEditForm,
     TeamForm,
@@ -297,6 +298,31 @@ def revoke_grant(request: HttpRequest, name: str, grant_id: int) -> HttpResponse
     except ValidationError as exc:
         return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
     messages.success(request, f"Revoked {grant.role} on {grant.pattern} from {subject}.")
+    return redirect("teams:detail", name=team.name)
+
+
+@require_POST
+@login_required
+def grant_expiry(request: HttpRequest, name: str, grant_id: int) -> HttpResponse:
+    """A lead extends or shortens a grant the team manages (never past the team grant it lies in)."""
+    team = _led_team(request, name)
+    rows = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
+    grant = get_object_or_404(rows, pk=grant_id)
+    if grant.managed_by_id != team.pk:
+        raise PermissionDenied(f"Team {team.name} does not manage that grant.")
+    form = ExpiryChangeForm(request.POST)
+    if not form.is_valid():
+        problems = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _team_page(request, team, status=400, action_error=problems)
+    try:
+        grant, capped = services.lead_set_expiry(
+            grant, form.new_expiry, acting_user=request.user, context=AuditContext.from_request(request)
+        )
+    except ValidationError as exc:
+        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+    until = f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else "with no expiry"
+    note = " (capped: the team's own grant ends then)" if capped else ""
+    messages.success(request, f"{grant.role} on {grant.pattern} for {grant.subject_label} now lasts {until}{note}.")
     return redirect("teams:detail", name=team.name)
 
 
