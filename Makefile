@@ -43,6 +43,7 @@ bench: install
 	$(PY) -m bench.limits_bench
 	$(PY) -m bench.ldap_bench
 	$(PY) -m bench.rewrap_bench
+	$(PY) -m bench.preflight_bench
 
 # The audit log at scale: seeds 10M records (BENCH_AUDIT_ROWS) into a throwaway PostgreSQL database.
 bench-audit: install
