@@ -51,8 +51,20 @@ def jsonl_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
         yield json.dumps(row, separators=(",", ":"), ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """A fixed header, then one line per record; ``actions`` and ``detail`` as JSON text."""
+# A cell starting with one of these is a formula to a spreadsheet: usernames, user agents and repository
+# names come from clients, so an export opened in a spreadsheet must show them as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return "" if value is None else value
+
+
+def csv_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """The header, then one CSV line per row, every cell through ``safe_cell``; streamed."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
@@ -62,11 +74,20 @@ def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
         writer.writerow(values)
         return buffer.getvalue()
 
-    yield line(FIELDS)
-    for row in records:
+    yield line(header)
+    for values in rows:
+        yield line(safe_cell(value) for value in values)
+
+
+def csv_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """A fixed header, then one line per record; ``actions`` and ``detail`` as JSON text."""
+
+    def values(row: dict[str, Any]) -> list[Any]:
         row["actions"] = json.dumps(row["actions"], separators=(",", ":"))
         row["detail"] = json.dumps(row["detail"], separators=(",", ":"))
-        yield line("" if row[f] is None else row[f] for f in FIELDS)
+        return [row[f] for f in FIELDS]
+
+    return csv_table(FIELDS, (values(row) for row in records))
 
 
 def render(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[str]:

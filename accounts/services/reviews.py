@@ -32,14 +32,11 @@ waiting items get ``escalated_at`` and every active admin with an address gets a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, astuple, dataclass
 from datetime import datetime, timedelta
-from itertools import chain
 from typing import Any
 
 from django.conf import settings
@@ -67,7 +64,7 @@ from accounts.querysets import CredentialState
 from accounts.services.leads import lead_remove_membership, lead_revoke, lead_revoke_robot
 from audit import usage
 from audit.context import AuditContext
-from audit.formats import FORMATS, rfc3339
+from audit.formats import FORMATS, csv_table, rfc3339
 from audit.models import SubjectType, UseAction
 from audit.services import record_change
 from registryadmin import mail
@@ -95,7 +92,6 @@ EVIDENCE_FIELDS = (
     "note",
 )
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -661,7 +657,9 @@ def evidence_lines(campaign: ReviewCampaign, fmt: str, context: AuditContext) ->
     with transaction.atomic():
         record_change(context, "review.export", _label(campaign), after={"format": fmt})
     rows = _evidence_rows(campaign)
-    return _csv_lines(rows) if fmt == "csv" else (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if fmt == "csv":
+        return csv_table(EVIDENCE_FIELDS, ([row[f] for f in EVIDENCE_FIELDS] for row in rows))
+    return (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def _evidence_rows(campaign: ReviewCampaign) -> Iterator[dict[str, Any]]:
@@ -669,23 +667,6 @@ def _evidence_rows(campaign: ReviewCampaign) -> Iterator[dict[str, Any]]:
     for item in items.iterator(chunk_size=2000):
         row = {"campaign_id": campaign.pk, "campaign": campaign.name, "item_id": item.pk, **_evidence(item)}
         yield {field: row[field] for field in EVIDENCE_FIELDS}
-
-
-def _csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for values in chain([EVIDENCE_FIELDS], ([safe_cell(row[f]) for f in EVIDENCE_FIELDS] for row in rows)):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(values)
-        yield buffer.getvalue()
-
-
-def safe_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return "" if value is None else value
 
 
 def _evidence(item: ReviewItem) -> dict[str, Any]:

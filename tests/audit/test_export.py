@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.context import AuditContext
-from audit.formats import FIELDS
+from audit.formats import FIELDS, csv_lines
 from audit.models import AuditRecord
 from audit.services import record
 
@@ -147,3 +147,27 @@ def test_the_export_itself_is_recorded_and_left_out_of_its_own_output(records: N
     }
     assert exported.pk not in {line["id"] for line in lines}
     assert [line["detail"].get("action") for line in lines] == ["team.create"]
+
+
+def test_a_csv_export_shows_client_supplied_text_that_looks_like_a_formula_as_text() -> None:
+    rows = [
+        {
+            "id": 1,
+            "time": "2026-12-07T00:00:00.000000Z",
+            "kind": "access",
+            "outcome": "auth_failed",
+            "actor": '=HYPERLINK("http://evil.example","click")',
+            "actor_id": None,
+            "subject_type": "user",
+            "ip": "192.0.2.1",
+            "user_agent": "@SUM(1+1)",
+            "request_id": "",
+            "registry": "registry",
+            "repository": "web/app",
+            "actions": [],
+            "detail": {},
+        }
+    ]
+    line = list(csv_lines(rows))[1]
+    assert "'=HYPERLINK" in line and "'@SUM(1+1)" in line
+    assert ",=" not in line and ",@" not in line
