@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 import yaml
 
 from tests.conftest import REPO_ROOT
@@ -79,6 +82,11 @@ def registry_for(app: AppServer, workdir: Path, service: str = "registry") -> Re
     """A registry configured from `registry_config`'s output, exactly as an operator would."""
     (workdir / "registry").mkdir(parents=True, exist_ok=True)
     registry = RegistryServer(workdir=workdir / "registry")
+    return apply_fragment(app, registry, service)
+
+
+def apply_fragment(app: AppServer, registry: RegistryServer, service: str = "registry") -> RegistryServer:
+    """Merge what `registry_config` prints now into the registry's config (it takes effect at its next start)."""
     fragment = yaml.safe_load(app.manage("registry_config", "--registry", service).stdout)
     assert set(fragment) == {"auth", "notifications"}
     registry.config = deep_merge(registry.config, fragment)
@@ -92,3 +100,62 @@ def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what: str =
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def celery_process(command: str, env: Mapping[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A registryadmin COMMAND ARGS`` (``worker``, ``beat``), output appended to ``log``; stopped on exit."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "registryadmin", command, *args],
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# Redis databases no other test uses (7: limits, 8: directory, 11: the limits bench).
+SPARE_REDIS_DBS = (12, 13, 14, 15)
+
+
+@contextmanager
+def private_redis_db(
+    server: str = "redis://127.0.0.1:6379", candidates: Sequence[int] = SPARE_REDIS_DBS, wait: float = 120.0
+) -> Iterator[str]:
+    """The URL of a Redis database this test alone uses, emptied before and after.
+
+    Celery beat sends to the default queue ``celery``: on a shared database another test's worker could
+    take its tasks. The claim is an expiring key in database 0, so a crashed run frees it by itself.
+    """
+    claims = redis.Redis.from_url(f"{server}/0", socket_connect_timeout=2)
+    token = secrets.token_hex(8)
+    deadline = time.monotonic() + wait
+    while True:
+        index = next((i for i in candidates if claims.set(_claim_key(i), token, nx=True, ex=900)), None)
+        if index is not None:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no spare Redis database among {list(candidates)} within {wait:.0f}s")
+        time.sleep(0.5)
+    database = redis.Redis.from_url(f"{server}/{index}", socket_connect_timeout=2)
+    database.flushdb()
+    try:
+        yield f"{server}/{index}"
+    finally:
+        database.flushdb()
+        if claims.get(_claim_key(index)) == token.encode():
+            claims.delete(_claim_key(index))
+
+
+def _claim_key(index: int) -> str:
+    return f"registryadmin-tests:redis-db:{index}"
