@@ -561,7 +561,7 @@ class ExpiryReminder(models.Model):
     what it reminded of, and token decisions never read it.
     """
 
-    kind = models.CharField(max_length=10)  # grant | robot | token
+    kind = models.CharField(max_length=20)  # grant | robot | token | robot_secret (then: when the secret was set)
     object_id = models.BigIntegerField()
     expires_at = models.DateTimeField()
     sent_at = models.DateTimeField(default=timezone.now)

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
             name='ExpiryReminder',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=10)),
+                ('kind', models.CharField(max_length=20)),
                 ('object_id', models.BigIntegerField()),
                 ('expires_at', models.DateTimeField()),
                 ('sent_at', models.DateTimeField(default=django.utils.timezone.now)),

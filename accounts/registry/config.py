@@ -242,10 +242,11 @@ def rotate_if_due(context: AuditContext, *, now: datetime | None = None) -> Sche
     if not refusal:
         rotation = rotate_after_preflight(context, force=False)
         if rotation.promoted is None:
+            failed = "; ".join(r.message.rstrip(".") for r in rotation.failed)
             refusal = (
-                "not rotated: " + "; ".join(r.message for r in rotation.failed) + ". Restart each registry named so"
-                " it loads the certificate bundle that holds the next key (the registry page has the bundle), then"
-                " rotate from the keys page or wait for the next scheduled check."
+                f"not rotated: {failed}. Restart each registry named so it loads the certificate bundle that holds"
+                " the next key (the registry page has the bundle), then rotate from the keys page or wait for the"
+                " next scheduled check."
             )
     if refusal:
         _record_refusal(context, current, age, refusal)

@@ -83,7 +83,8 @@ def rotate_robot(robot: Robot, *, context: AuditContext, grace: timedelta = ROBO
     Both hashes are kept meanwhile and each use is recorded with which one it was. In htpasswd mode
     the file holds one hash per name: there the new secret takes over at once, whatever the grace.
     """
-    robot = Robot.objects.select_for_update().select_related("team").get(pk=robot.pk)
+    # ``of``: a global robot has no team, and PostgreSQL locks no row on the nullable side of a join.
+    robot = Robot.objects.select_for_update(of=("self",)).select_related("team").get(pk=robot.pk)
     if robot.revoked_at is not None:
         raise ValidationError(f"{robot.login_name} is revoked: make a new robot instead.")
     if grace < timedelta(0):
