@@ -324,6 +324,15 @@ class AccessUse(models.Model):
                 fields=["actor", "subject_type", "registry", "repository", "action"], name="audit_access_use_unique"
             )
         ]
+        indexes = [
+            # A subject's uses under a grant's literal prefix, by range (``usage.indexes_under``); in byte
+            # order on PostgreSQL whatever the collation, as its ~>=~ / ~<~ comparisons need.
+            models.Index(
+                fields=["actor", "subject_type", "repository"],
+                name="audit_use_actor_repository",
+                opclasses=["varchar_pattern_ops"] * 3,
+            ),
+        ]
 
     def __str__(self) -> str:
         where = f"{self.registry}/{self.repository}" if self.repository else self.registry

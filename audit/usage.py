@@ -8,14 +8,17 @@ What a record counts as, and under which subject, is ``AccessUse``'s docstring.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from django.db import connection
 from django.db.models import BigIntegerField, Func, Max, Min, Q, Sum
 from django.utils import timezone
 
+from accounts.access.patterns import pattern_matcher
 from accounts.constants import ACTIONS
 from audit.models import AccessUse, AccessUseDay, Kind, SubjectType, UseAction
 
@@ -267,6 +270,100 @@ def at(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
+class UseIndex:
+    """One subject's ``RightUse`` rows sorted by repository: a pattern looks only at names that start as it does."""
+
+    def __init__(self, rows: Iterable[RightUse]) -> None:
+        self.rows = sorted(rows, key=lambda row: row.repository)
+        self.names = [row.repository for row in self.rows]
+
+    def under(self, pattern: str, service: str | None) -> Iterator[RightUse]:
+        """The rows under ``pattern`` (on ``service``; None: every registry)."""
+        prefix = pattern.split("*", 1)[0]
+        matches = pattern_matcher(pattern)
+        for index in range(bisect.bisect_left(self.names, prefix), len(self.names)):
+            row = self.rows[index]
+            if not row.repository.startswith(prefix):
+                return
+            if matches(row.repository) and (service is None or row.registry == service):
+                yield row
+
+    def newest(self, pattern: str, service: str | None) -> tuple[int | None, int | None]:
+        """(newest push or delete, newest pull) under ``pattern``, in epoch seconds."""
+        writes, pulls = [], []
+        for row in self.under(pattern, service):
+            if row.last_write is not None:
+                writes.append(row.last_write)
+            if row.last_pull is not None:
+                pulls.append(row.last_pull)
+        return max(writes, default=None), max(pulls, default=None)
+
+
+UNDER_CHUNK = 200  # (subject, prefix) rows per query: four parameters each
+_ABOVE = "\x7f"  # sorts after every character a repository name may hold (byte order)
+
+
+def prefix_of(pattern: str) -> str:
+    """The literal start of a grant pattern: every repository it selects begins with it."""
+    return pattern.split("*", 1)[0]
+
+
+def indexes_under(wanted: Mapping[Subject, Iterable[str]]) -> dict[Subject, UseIndex]:
+    """Like ``indexes``, but only the repositories that begin with one of each subject's prefixes.
+
+    The report and the review ask about the repositories under a subject's grants: the database
+    reads those by a range of the (actor, subject type, repository) index, instead of every right
+    the subject ever used, and folds them as ``rights_used`` does.
+    """
+    found: dict[Subject, list[RightUse]] = {subject: [] for subject in wanted}
+    ranges = [(s, p) for s, prefixes in wanted.items() for p in _outermost(prefixes)]
+    for chunk in _chunks(ranges, UNDER_CHUNK):
+        for subject_type, actor, registry, repository, last_write, last_pull in _under(chunk):
+            found[(subject_type, actor)].append(RightUse(registry, repository, last_write, last_pull))
+    return {subject: UseIndex(rows) for subject, rows in found.items()}
+
+
+def _outermost(prefixes: Iterable[str]) -> list[str]:
+    """The prefixes no other one contains ("web/" covers "web/app"): ranges that never overlap."""
+    kept: list[str] = []
+    for prefix in sorted(set(prefixes)):
+        if not kept or not prefix.startswith(kept[-1]):
+            kept.append(prefix)
+    return kept
+
+
+def _under(chunk: Sequence[tuple[Subject, str]]) -> list[tuple[Any, ...]]:
+    postgres = connection.vendor == "postgresql"
+    cast = "::text" if postgres else ""
+    rows = ", ".join(f"(%s{cast}, %s{cast}, %s{cast}, %s{cast})" for _ in chunk)
+    params: list[str] = []
+    for (subject_type, actor), prefix in chunk:
+        params += [subject_type, actor, prefix, prefix + _ABOVE]
+    if postgres:  # byte order, as the varchar_pattern_ops index sorts (a collation could sort otherwise)
+        in_range = "u.repository ~>=~ w.lo AND u.repository ~<~ w.hi"
+        epoch = "CAST(EXTRACT(EPOCH FROM MAX(CASE WHEN {} THEN u.last_at END)) AS BIGINT)"
+    else:
+        in_range = "u.repository >= w.lo AND u.repository < w.hi"
+        epoch = "CAST(strftime('%%s', MAX(CASE WHEN {} THEN u.last_at END)) AS INTEGER)"
+    table = AccessUse._meta.db_table
+    last_write = epoch.format("u.action IN ('push', 'delete')")
+    last_pull = epoch.format("u.action = 'pull'")
+    sql = (
+        f"WITH w(subject_type, actor, lo, hi) AS (VALUES {rows}) "
+        f"SELECT u.subject_type, u.actor, u.registry, u.repository, {last_write}, {last_pull} "
+        f"FROM w JOIN {table} u ON u.actor = w.actor AND u.subject_type = w.subject_type AND {in_range} "
+        "WHERE u.action IN ('pull', 'push', 'delete') GROUP BY u.subject_type, u.actor, u.registry, u.repository"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def indexes(subjects: Iterable[Subject]) -> dict[Subject, UseIndex]:
+    """``rights_used`` as one ``UseIndex`` per subject (every subject asked about is there)."""
+    return {subject: UseIndex(rows) for subject, rows in rights_used(subjects).items()}
+
+
 def rights_used(subjects: Iterable[Subject]) -> dict[Subject, list[RightUse]]:
     """Per subject, one row per (registry, repository) it pulled, pushed or deleted in, within retention.
 
@@ -309,11 +406,21 @@ def last_seen(subjects: Iterable[Subject]) -> dict[Subject, datetime | None]:
 
 def pull_counts(subjects: Iterable[Subject], since: date) -> dict[tuple[str, str, str, str], int]:
     """Pulls per (subject_type, actor, registry, repository) on UTC days from ``since`` on."""
-    return {
-        (subject_type, actor, registry, repository): count
-        for (subject_type, actor, registry, repository, action), count in day_counts(subjects, since).items()
-        if action == UseAction.PULL
-    }
+    wanted = set(subjects)
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for chunk, types in _subject_chunks(wanted):
+        summed = (
+            AccessUseDay.objects.filter(
+                actor__in=chunk, subject_type__in=types, day__gte=since, action=UseAction.PULL.value
+            )
+            .values_list("subject_type", "actor", "registry", "repository")
+            .annotate(total=Sum("count"))
+            .order_by()
+        )
+        for subject_type, actor, registry, repository, total in summed:
+            if (subject_type, actor) in wanted:
+                counts[(subject_type, actor, registry, repository)] = total
+    return counts
 
 
 def _subject_chunks(subjects: Collection[Subject]) -> Iterator[tuple[Sequence[str], list[str]]]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, astuple, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +47,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import authz
-from accounts.access.patterns import pattern_matcher
 from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import (
     Grant,
@@ -65,7 +64,7 @@ from accounts.services.leads import lead_remove_membership, lead_revoke, lead_re
 from audit import usage
 from audit.context import AuditContext
 from audit.formats import FORMATS, csv_table, rfc3339
-from audit.models import SubjectType, UseAction
+from audit.models import SubjectType
 from audit.services import record_change
 from registryadmin import mail
 
@@ -229,10 +228,12 @@ def _freeze(campaign: ReviewCampaign, now: datetime) -> list[ReviewItem]:
     members = defaultdict(list)
     for membership in memberships:
         members[membership.team_id].append(membership.user.username)
-    uses = usage.last_uses({(SubjectType.USER.value, m.user.username) for m in memberships} | _holders(grants))
-    items = [_membership_item(campaign, m, uses) for m in memberships]
+    people = {(SubjectType.USER.value, m.user.username) for m in memberships}
+    seen = usage.last_seen(people)
+    items = [_membership_item(campaign, m, seen) for m in memberships]
     items += [_robot_item(campaign, robot) for robot in robots]
-    last = _GrantUse(uses, members)
+    last = _GrantUse(members)
+    last.read(grants)
     return items + [_grant_item(campaign, grant, last(grant)) for grant in grants]
 
 
@@ -293,30 +294,28 @@ class _GrantRow:
         return f"user {self.username}" if self.username else f"team {self.team}"
 
 
-def _holders(grants: list[_GrantRow]) -> set[tuple[str, str]]:
-    return {grant.holder for grant in grants if grant.holder}
-
-
 class _GrantUse:
     """A grant's last use: its holders' newest pull, push or delete under its pattern, on its registry."""
 
-    def __init__(self, uses: dict[tuple[str, str], list[usage.UseRow]], members: dict[int, list[str]]) -> None:
-        self.uses = uses
+    def __init__(self, members: dict[int, list[str]]) -> None:
         self.members = members
-        self.matchers: dict[str, Callable[[str], bool]] = {}
+        self.uses: dict[tuple[str, str], usage.UseIndex] = {}
+
+    def read(self, grants: list[_GrantRow]) -> None:
+        """The holders' uses under these grants' patterns (only those: not every right they ever used)."""
+        wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for grant in grants:
+            for subject in self._holders(grant):
+                wanted[subject].add(usage.prefix_of(grant.pattern))
+        self.uses = usage.indexes_under(wanted)
 
     def __call__(self, grant: _GrantRow) -> datetime | None:
-        matches = self.matchers.get(grant.pattern)
-        if matches is None:
-            matches = self.matchers[grant.pattern] = pattern_matcher(grant.pattern)
         newest = None
         for subject in self._holders(grant):
-            for use in self.uses.get(subject, ()):
-                if use.action == UseAction.LOGIN or (grant.registry is not None and use.registry != grant.registry):
-                    continue
-                if (newest is None or use.last_at > newest) and matches(use.repository):
-                    newest = use.last_at
-        return newest
+            index = self.uses.get(subject)
+            if index is not None:
+                newest = max((t for t in (newest, *index.newest(grant.pattern, grant.registry)) if t), default=None)
+        return usage.at(newest)
 
     def _holders(self, grant: _GrantRow) -> list[tuple[str, str]]:
         if grant.holder:
@@ -328,8 +327,8 @@ def _newest(*moments: datetime | None) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
 
 
-def _membership_item(campaign: ReviewCampaign, membership: Membership, uses: dict) -> ReviewItem:
-    rows = uses.get((SubjectType.USER.value, membership.user.username), ())
+def _membership_item(campaign: ReviewCampaign, membership: Membership, seen: dict) -> ReviewItem:
+    registry_seen = seen.get((SubjectType.USER.value, membership.user.username))
     return ReviewItem(
         campaign_id=campaign.pk,
         team_id=membership.team_id,
@@ -338,7 +337,7 @@ def _membership_item(campaign: ReviewCampaign, membership: Membership, uses: dic
         membership_id=membership.pk,
         subject=membership.user.username,
         role=membership.role,
-        last_used=_newest(membership.user.last_login, *(row.last_at for row in rows)),
+        last_used=_newest(membership.user.last_login, registry_seen),
     )
 
 

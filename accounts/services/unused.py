@@ -20,11 +20,11 @@ and personal access tokens are for admins.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -246,24 +246,6 @@ def _people(cutoff: datetime) -> list[Proposal]:
     return proposals
 
 
-class _Uses:
-    """One subject's uses, sorted by repository: a pattern looks only at names that start as it does."""
-
-    def __init__(self, rows: list[usage.RightUse]) -> None:
-        self.rows = sorted(rows, key=lambda row: row.repository)
-        self.names = [row.repository for row in self.rows]
-
-    def under(self, pattern: str, service: str | None) -> Iterator[usage.RightUse]:
-        prefix = pattern.split("*", 1)[0]
-        matches = pattern_matcher(pattern)
-        for index in range(bisect.bisect_left(self.names, prefix), len(self.names)):
-            row = self.rows[index]
-            if not row.repository.startswith(prefix):
-                return
-            if matches(row.repository) and (service is None or row.registry == service):
-                yield row
-
-
 @dataclass(frozen=True, slots=True)
 class _GrantRow:
     """What the report needs of a grant, read as plain values (50,000 model instances cost seconds)."""
@@ -311,17 +293,18 @@ def _grant_proposals(
     cutoff: datetime, now: datetime, team_ids: set[int] | None, *, skip: set[tuple[str, str]]
 ) -> list[Proposal]:
     rows = [row for row in _grant_rows(cutoff, now, team_ids) if row.subject not in skip]
-    uses = {subject: _Uses(found) for subject, found in usage.rights_used({r.subject for r in rows}).items()}
+    wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        wanted[row.subject].add(usage.prefix_of(row.pattern))
+    uses = usage.indexes_under(wanted)
     since = int(cutoff.timestamp())
     proposals = [p for row in rows if (p := _judge(row, uses[row.subject], since)) is not None]
     return _with_pull_counts(proposals, cutoff)
 
 
-def _judge(grant: _GrantRow, uses: _Uses, since: int) -> Proposal | None:
+def _judge(grant: _GrantRow, uses: usage.UseIndex, since: int) -> Proposal | None:
     """The proposal for one grant, or None when it was used as its role needs since ``since`` (epoch seconds)."""
-    under = list(uses.under(grant.pattern, grant.service))
-    last_write = max((u.last_write for u in under if u.last_write is not None), default=None)
-    last_pull = max((u.last_pull for u in under if u.last_pull is not None), default=None)
+    last_write, last_pull = uses.newest(grant.pattern, grant.service)
     last_any = max((t for t in (last_write, last_pull) if t is not None), default=None)
     if grant.role == "read":
         if last_pull is not None and last_pull >= since:

@@ -94,7 +94,7 @@ def unused_list(request: HttpRequest) -> HttpResponse:
         team_ids = _scope(request.user)
         if not form.is_valid():
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
-        return JsonResponse(services.unused.report(form.cleaned_data["days"], team_ids=team_ids).as_json())
+        return JsonResponse(services.unused.recent.get(form.cleaned_data["days"], team_ids).as_json())
     return _page(request, None)
 
 
