@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from audit.context import AuditContext
-from audit.models import Kind, SubjectType
+from audit.models import AuditRecord, Kind, SubjectType
 from audit.services import record, record_change
 from registryadmin import mail
 from registryadmin.celery import app
+from registryadmin.faults import one_line
 
 
 def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -24,16 +27,13 @@ def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         result = work()
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = one_line(exc)  # redacted: a driver's message can quote a connection string
+        tell = _should_tell(name)
+        detail = {"job": name, "error": error, "seconds": round(time.monotonic() - started, 3)}
         with transaction.atomic():
-            record(
-                Kind.JOB,
-                "error",
-                context,
-                subject_type=SubjectType.SYSTEM,
-                detail={"job": name, "error": error, "seconds": round(time.monotonic() - started, 3)},
-            )
-        _tell_admins(name, error)
+            record(Kind.JOB, "error", context, subject_type=SubjectType.SYSTEM, detail=detail | {"mailed": tell})
+        if tell:
+            _tell_admins(name, error)
         raise
     with transaction.atomic():
         record(
@@ -44,6 +44,19 @@ def run_job(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             detail={"job": name, "result": result, "seconds": round(time.monotonic() - started, 3)},
         )
     return result
+
+
+MAIL_EVERY = timedelta(hours=1)
+
+
+def _should_tell(job: str) -> bool:
+    """Mail when a job starts failing (its last run succeeded), then at most once an hour while it keeps failing."""
+    last = AuditRecord.objects.filter(kind=Kind.JOB, detail__job=job).order_by("-time", "-id").first()
+    if last is None or last.outcome == "success":
+        return True
+    since = timezone.now() - MAIL_EVERY
+    mailed = AuditRecord.objects.filter(kind=Kind.JOB, detail__job=job, time__gte=since, detail__mailed=True)
+    return not mailed.exists()
 
 
 def _tell_admins(job: str, error: str) -> None:

@@ -36,8 +36,9 @@ def check_bearer(registry: Registry, header: str) -> str | None:
     now = timezone.now()
     current = hmac.compare_digest(given, _plain(endpoint.secret))
     in_grace = bool(endpoint.previous_secret) and endpoint.previous_valid_until is not None
+    in_grace = in_grace and now < endpoint.previous_valid_until  # an old one past its grace is not even decrypted
     previous = hmac.compare_digest(given, _plain(endpoint.previous_secret) if in_grace else b"\0")
-    used = CURRENT if current else PREVIOUS if previous and now < endpoint.previous_valid_until else None
+    used = CURRENT if current else PREVIOUS if previous else None
     if scheme != "Bearer" or used is None:
         return None
     if endpoint.last_used != used or endpoint.last_used_at is None or now - endpoint.last_used_at >= NOTE_EVERY:

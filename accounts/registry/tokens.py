@@ -202,7 +202,7 @@ def _grant(
     if identity.credential:
         detail["credential"] = identity.credential
     if identity.secret:
-        detail["secret"] = identity.secret  # a robot's current secret, or its previous one in a rotation's grace
+        detail["secret_used"] = identity.secret  # a robot's "current" secret, or its "previous" one in a grace
     if identity.refresh_token and request.grant_type != "refresh_token":
         detail["refresh_token"] = "issued"  # a new long-lived credential: say so (never the token itself)
     if request.account and identity.actor and request.account != identity.actor:

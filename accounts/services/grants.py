@@ -50,6 +50,7 @@ def create_grant(
     if isinstance(subject, Robot):
         check_robot_grant(subject, pattern, role, registry)
     if managed_by is not None and not (isinstance(subject, Team) and subject.pk == managed_by.pk):
+        _lock_team(managed_by)  # a concurrent change to the team's grants waits: no managed grant slips outside
         check_within_team(managed_by, pattern, role, registry)
     grant = Grant(
         pattern=pattern,
@@ -148,6 +149,7 @@ def bound_managed_grants(team: Team, *, context: AuditContext, cause: dict[str, 
     is (``grant.revoke``); both records carry ``cause`` (the team grant that changed, and how).
     Returns the grants changed or revoked.
     """
+    _lock_team(team)
     now = timezone.now()
     held = current_team_grants(team, now)
     touched = []
@@ -299,6 +301,11 @@ def _cause(state: dict[str, Any], change: str) -> dict[str, Any]:
 
 def _lower(role: str, cap: str) -> str:
     return role if ROLE_ORDER.index(role) <= ROLE_ORDER.index(cap) else cap
+
+
+def _lock_team(team: Team) -> None:
+    """Serialise what a team's grants bound: a managed grant made and the team's grants shrinking at once."""
+    Team.objects.select_for_update().filter(pk=team.pk).first()
 
 
 def _check_role(role: str) -> None:

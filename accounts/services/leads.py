@@ -111,7 +111,8 @@ def lead_set_expiry(
 
     Returns the grant and whether the day asked for was capped to that team grant's expiry.
     """
-    if not authz.can_revoke(acting_user, grant):
+    if not authz.can_revoke(acting_user, grant) or (grant.team_id is not None and not acting_user.is_superuser):
+        # A team's own grant is an admin's to change, even when its team manages it.
         raise PermissionDenied(f"{acting_user.username} may not change {grant}.")
     capped = False
     if grant.managed_by_id is not None and grant.team_id != grant.managed_by_id:

@@ -36,6 +36,8 @@ from django.utils import timezone
 from accounts.models import ExpiryReminder, Grant, Membership, PersonalAccessToken, Robot, TeamRole, User
 from registryadmin import mail
 
+IN_CHUNK = 900
+
 
 @dataclass(frozen=True)
 class Due:
@@ -70,14 +72,15 @@ def send_due(*, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def stale_robots(now: datetime, team_ids: Iterable[int] | None = None) -> list[Robot]:
+def stale_robots(now: datetime, team_ids: Iterable[int] | None = None, *, limit: int | None = None) -> list[Robot]:
     """Active robots whose secret is older than ``ROBOT_SECRET_MAX_AGE_DAYS`` (those teams' only, if given)."""
     robots = Robot.objects.with_state(now).filter(
         state="active", secret_set_at__lt=now - timedelta(days=settings.ROBOT_SECRET_MAX_AGE_DAYS)
     )
     if team_ids is not None:
         robots = robots.filter(team_id__in=list(team_ids))
-    return list(robots.select_related("team").order_by("secret_set_at", "pk"))
+    robots = robots.select_related("team").order_by("secret_set_at", "pk")
+    return list(robots[:limit] if limit is not None else robots)
 
 
 def send_stale_robot_secrets(*, now: datetime | None = None) -> dict[str, int]:
@@ -217,14 +220,12 @@ def _addresses(raw: Iterable[str]) -> tuple[str, ...]:
 
 
 def _not_yet_sent(due: list[Due]) -> list[Due]:
-    """Drop the reminders already sent for that very expiry (one query for all)."""
-    if not due:
-        return []
-    sent = set(
-        ExpiryReminder.objects.filter(expires_at__in={d.expires_at for d in due}).values_list(
-            "kind", "object_id", "expires_at"
-        )
-    )
+    """Drop the reminders already sent for that very expiry (one query per 900 expiry times)."""
+    times = sorted({d.expires_at for d in due})
+    sent: set[tuple[str, int, datetime]] = set()
+    for start in range(0, len(times), IN_CHUNK):  # SQLite binds at most 999 parameters a statement
+        found = ExpiryReminder.objects.filter(expires_at__in=times[start : start + IN_CHUNK])
+        sent.update(found.values_list("kind", "object_id", "expires_at"))
     return [d for d in due if (d.kind, d.object_id, d.expires_at) not in sent]
 
 

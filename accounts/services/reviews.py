@@ -89,8 +89,7 @@ EVIDENCE_FIELDS = (
     "decided_at",
     "escalated_at",
     "note",
-)
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+)  # the CSV keeps client-supplied text from reading as a formula (audit.formats.safe_cell)
 
 
 @dataclass(frozen=True)
@@ -167,16 +166,21 @@ def start_campaign(
     name = check_name(name)
     days = check_days(settings.ACCESS_REVIEW_DEADLINE_DAYS if days is None else days)
     now = now or timezone.now()
+    campaign = ReviewCampaign(
+        name=name,
+        started_by=started_by,
+        started_by_name=started_by.username if started_by else context.actor,
+        scheduled=scheduled,
+        started_at=now,
+        deadline=now + timedelta(days=days),
+    )
+    # Read everything first, outside the transaction: on SQLite a transaction holds the write lock
+    # every token request needs, and reading 50,000 grants and their use takes seconds.
+    items = _freeze(campaign, now)
     with transaction.atomic():
-        campaign = ReviewCampaign.objects.create(
-            name=name,
-            started_by=started_by,
-            started_by_name=started_by.username if started_by else context.actor,
-            scheduled=scheduled,
-            started_at=now,
-            deadline=now + timedelta(days=days),
-        )
-        items = _freeze(campaign, now)
+        campaign.save()
+        for item in items:
+            item.campaign_id = campaign.pk
         ReviewItem.objects.bulk_create(items, batch_size=BATCH)
         counts = _counts(items)
         record_change(
@@ -462,6 +466,9 @@ def revoke(item: ReviewItem, *, acting_user: User, context: AuditContext, note: 
 
 def _answerable(item: ReviewItem, user: User) -> ReviewItem:
     """The item locked for this answer; refused (403) to whoever may not answer it, 400 once answered."""
+    # The campaign row first: two last answers at once must not both see the other still waiting
+    # (the campaign would never close).
+    ReviewCampaign.objects.select_for_update().filter(pk=item.campaign_id).first()
     item = ReviewItem.objects.select_for_update().get(pk=item.pk)
     if not may_answer(user, item):
         raise PermissionDenied(f"{user.get_username()} may not answer this review item.")
@@ -482,10 +489,14 @@ def _gone(item: ReviewItem, now: datetime) -> str:
             return "the grant was revoked since the review started"
         if grant.expires_at is not None and grant.expires_at <= now:
             return "the grant has expired"
+        if grant.role != item.role:
+            return f"the grant was changed from {item.role} to {grant.role} since the review started"
         return f"its robot is {grant.robot.refusal(now)}" if grant.robot_id and grant.robot.refusal(now) else ""
     if item.kind == ReviewItemKind.MEMBERSHIP:
-        exists = Membership.objects.filter(pk=item.membership_id).exists()
-        return "" if exists else "the membership was removed since the review started"
+        role = Membership.objects.filter(pk=item.membership_id).values_list("role", flat=True).first()
+        if role is None:
+            return "the membership was removed since the review started"
+        return f"the role changed from {item.role} to {role} since the review started" if role != item.role else ""
     robot = Robot.objects.filter(pk=item.robot_id).first()
     if robot is None:
         return "the robot was deleted since the review started"

@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
@@ -55,6 +55,11 @@ DEFAULT_DAYS = 90
 def max_days() -> int:
     """The report reaches back as far as access records are kept, no further."""
     return int(settings.AUDIT_RETENTION_DAYS.get("access") or DEFAULT_DAYS)
+
+
+def default_days() -> int:
+    """90 days, or the access records' whole retention when that is shorter."""
+    return min(DEFAULT_DAYS, max_days())
 
 
 def check_days(days: Any) -> int:
@@ -279,14 +284,14 @@ def _grant_rows(cutoff: datetime, now: datetime, team_ids: set[int] | None) -> I
         .order_by("pk")
     )
     if team_ids is not None:
-        grants = grants.filter(Q(managed_by_id__in=team_ids) | Q(robot__team_id__in=team_ids))
+        grants = grants.filter(managed_by_id__in=team_ids)  # what the team's leads may revoke (authz.can_revoke)
     for pk, pattern, role, service, username, robot, robot_team, managed_by in grants.values_list(*_GRANT_VALUES):
         if robot is not None:
             login = f"{ROBOT_LOGIN_PREFIX}{robot_team}+{robot}" if robot_team else f"{ROBOT_LOGIN_PREFIX}{robot}"
             subject = (SubjectType.ROBOT.value, login)
         else:
             subject = (SubjectType.USER.value, username)
-        yield _GrantRow(pk, pattern, role, service, subject, managed_by or robot_team or "")
+        yield _GrantRow(pk, pattern, role, service, subject, managed_by or "")
 
 
 def _grant_proposals(
@@ -390,16 +395,32 @@ def may_act(user: User, proposal: Proposal) -> bool:
     return team is not None and authz.is_team_lead(user, team)
 
 
-@transaction.atomic
 def apply(key: str, days: int, *, acting_user: User, context: AuditContext) -> Proposal:
-    """Carry out one proposal through the services; the evidence goes into its own record."""
+    """Carry out one proposal through the services; the evidence goes into its own record.
+
+    The report is computed before the transaction: on SQLite a transaction holds the write lock
+    every token request needs, and the report can take seconds at scale.
+    """
     proposal = find(key, days, acting_user=acting_user)
     if not may_act(acting_user, proposal):
         raise PermissionDenied(f"{acting_user.username} may not act on {proposal.subject}'s rights.")
+    with transaction.atomic():
+        _carry_out(proposal, acting_user, context)
+        record_change(context, "unused.apply", describe(proposal), after={**proposal.as_json(), "days": days})
+    return proposal
+
+
+def _carry_out(proposal: Proposal, acting_user: User, context: AuditContext) -> None:
     if proposal.pattern:
-        grant = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by").get(
-            pk=proposal.target_id
+        grant = (
+            Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
+            .filter(pk=proposal.target_id)
+            .first()
         )
+        if grant is None:
+            raise ValidationError("That grant is gone already: here is the report as it is now.")
+        if not authz.can_revoke(acting_user, grant):  # the team page's own rule: grants the team manages
+            raise PermissionDenied(f"{acting_user.username} may not change {grant}.")
         if proposal.proposal == ProposalKind.READ:
             update_grant(grant, role="read", context=context)
         else:
@@ -412,11 +433,8 @@ def apply(key: str, days: int, *, acting_user: User, context: AuditContext) -> P
         )
     else:
         update_user(User.objects.get(pk=proposal.target_id), is_active=False, context=context)
-    record_change(context, "unused.apply", describe(proposal), after={**proposal.as_json(), "days": days})
-    return proposal
 
 
-@transaction.atomic
 def dismiss(key: str, days: int, reason: str, *, acting_user: User, context: AuditContext) -> DismissedProposal:
     """Keep one proposal away for ``days`` days, remembering who and why."""
     reason = (reason or "").strip()
@@ -428,6 +446,17 @@ def dismiss(key: str, days: int, reason: str, *, acting_user: User, context: Aud
     if not may_act(acting_user, proposal):
         raise PermissionDenied(f"{acting_user.username} may not act on {proposal.subject}'s rights.")
     now = timezone.now()
+    try:
+        with transaction.atomic():
+            return _dismiss(proposal, days, reason, acting_user, context, now)
+    except IntegrityError:  # someone dismissed it at the same moment: theirs stands, ours updates it
+        with transaction.atomic():
+            return _dismiss(proposal, days, reason, acting_user, context, now)
+
+
+def _dismiss(
+    proposal: Proposal, days: int, reason: str, acting_user: User, context: AuditContext, now: datetime
+) -> DismissedProposal:
     dismissal, _ = DismissedProposal.objects.update_or_create(
         key=proposal.key,
         defaults={

@@ -220,13 +220,13 @@ def test_a_robots_old_secret_works_through_the_registry_during_its_grace_and_is_
     skopeo.inspect("web/app", "ci-2", new).check()
 
     robot_access = AuditRecord.objects.filter(kind="access", actor=ROBOT).order_by("pk")
-    in_grace = robot_access.filter(outcome="granted", detail__secret="previous")
+    in_grace = robot_access.filter(outcome="granted", detail__secret_used="previous")
     assert in_grace.exists() and all(record.time < until for record in in_grace)
     failures = AuditRecord.objects.filter(kind="access", outcome="auth_failed", detail__credential=ROBOT)
     assert failures.count() >= 3
     assert all(GRACE_ENDED in record.detail["reason"] for record in failures)
     assert max(in_grace.values_list("pk", flat=True)) < min(failures.values_list("pk", flat=True))
-    assert robot_access.filter(outcome="granted", detail__secret="current", time__gt=until).exists()
+    assert robot_access.filter(outcome="granted", detail__secret_used="current", time__gt=until).exists()
     assert credential_records("robot.rotate").get().detail["previous_valid_until"] is not None
 
 

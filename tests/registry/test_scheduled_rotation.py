@@ -169,3 +169,14 @@ def test_every_beat_entry_names_a_registered_task_with_a_schedule_and_an_expiry_
         assert entry["task"] in app.tasks, name
         assert entry["options"]["expires"] > 0, name
     assert django_settings.CELERY_BEAT_SCHEDULE["rotate-signing-key"]["task"] == "accounts.tasks.rotate_signing_key"
+
+
+def test_a_job_failing_again_within_the_hour_does_not_mail_again(registry: Registry, mailoutbox: list) -> None:
+    make_user("root", is_superuser=True, email="root@example.org")
+    age_current_key(31)
+    for _ in range(3):
+        with pytest.raises(tasks.RotationRefused):
+            tasks.rotate_signing_key()
+    assert len(mailoutbox) == 1
+    jobs = AuditRecord.objects.filter(kind=Kind.JOB, detail__job="rotate_signing_key").order_by("id")
+    assert [job.detail["mailed"] for job in jobs] == [True, False, False]

@@ -442,3 +442,11 @@ def test_beat_runs_the_review_and_reminder_tasks_on_their_default_schedules(entr
     assert scheduled["task"] == f"accounts.tasks.{task}" and hasattr(tasks, task)
     assert str(scheduled["schedule"]) == f"<crontab: {crontab} (m/h/dM/MY/d)>"
     assert scheduled["options"]["expires"] == expires
+
+
+def test_a_grant_changed_since_the_start_is_not_certified_under_its_old_role(world) -> None:
+    campaign = start()
+    services.update_grant(world["erins"], role="read", context=SYSTEM)
+    answer = services.reviews.certify(item(campaign, "user erin"), **as_(world["alice"]))
+    assert answer.decision == "gone" and "changed from write to read" in answer.message
+    assert not actions("review.certify")

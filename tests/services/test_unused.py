@@ -202,3 +202,12 @@ def test_a_dismissed_proposal_stays_away_for_the_period_with_its_reason(world: d
 def test_a_dismissal_needs_a_reason(world: dict, ada: User) -> None:
     with clock(NOW), pytest.raises(ValidationError, match="Say why"):
         services.unused.dismiss(key_of("erin"), 90, "   ", acting_user=ada, context=SYSTEM)
+
+
+def test_a_lead_sees_no_grant_an_admin_gave_the_teams_robot_outside_the_team(world: dict, alice: User) -> None:
+    extra = services.create_grant(world["robot"], "web/app", "read", context=SYSTEM)  # managed by no team
+    Grant.objects.filter(pk=extra.pk).update(created_at=MADE)
+    Robot.objects.filter(pk=world["robot"].pk).update(last_used_at=NOW - timedelta(days=1))
+    leads_part = services.unused.report(90, now=NOW, team_ids={world["web"].pk}).proposals
+    assert extra.pk not in {p.target_id for p in leads_part if p.pattern}
+    assert extra.pk in {p.target_id for p in services.unused.report(90, now=NOW).proposals if p.pattern}

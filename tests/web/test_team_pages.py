@@ -609,3 +609,11 @@ def test_a_lead_extends_a_managed_grant_up_to_the_team_grants_own_expiry(alice: 
     bob_client = Client()
     bob_client.force_login(bob)
     assert bob_client.post(url, {"no_expiry": "on"}).status_code == 403
+
+
+def test_a_lead_cannot_change_the_expiry_of_the_teams_own_grant(alice: User, web: Team) -> None:
+    own = services.create_grant(web, "web/**", "write", managed_by=web, context=SYSTEM)
+    client = Client()
+    client.force_login(alice)
+    url = reverse("teams:grant_expiry", kwargs={"name": "web", "grant_id": own.pk})
+    assert client.post(url, {"no_expiry": "on"}).status_code == 403

@@ -21,12 +21,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--days", default=str(services.unused.DEFAULT_DAYS), help="the period, 1 to the access records' retention"
+            "--days", help="the period, 1 to the access records' retention (default 90, or the retention if shorter)"
         )
         parser.add_argument("--format", choices=("text", "json"), default="text")
         parser.add_argument("--team", help="only what this team manages (its grants and robots)")
 
-    def handle(self, *args: Any, days: str, format: str, team: str | None, **_: Any) -> None:
+    def handle(self, *args: Any, days: str | None, format: str, team: str | None, **_: Any) -> None:
         team_ids = None
         if team is not None:
             found = Team.objects.filter(name=team).first()
@@ -34,7 +34,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--team: there is no team called {team!r}")
             team_ids = {found.pk}
         try:
-            result = services.unused.report(services.unused.check_days(days), team_ids=team_ids)
+            period = services.unused.default_days() if days is None else services.unused.check_days(days)
+            result = services.unused.report(period, team_ids=team_ids)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
         if format == "json":

@@ -50,7 +50,7 @@ def _overview(user: User) -> dict[str, Any]:
         "bursts": failed_login_bursts(now),
         "expiring": parts.expiring(now),
         "holds": services.limits.active_holds(now),
-        "stale_robots": services.reminders.stale_robots(now)[:STALE_SHOWN],
+        "stale_robots": services.reminders.stale_robots(now, limit=STALE_SHOWN),
     }
 
 
@@ -60,7 +60,7 @@ def _lead(user: User) -> dict[str, Any]:
     return {
         "led_teams": teams,
         "team_expiring": parts.expiring(now, team_ids),
-        "team_stale_robots": services.reminders.stale_robots(now, team_ids)[:STALE_SHOWN] if team_ids else [],
+        "team_stale_robots": services.reminders.stale_robots(now, team_ids, limit=STALE_SHOWN) if team_ids else [],
     }
 
 

@@ -285,8 +285,11 @@ def registry_rotate_secret(request: HttpRequest, service: str) -> HttpResponse:
         messages.error(request, "Choose how long the old secret is still accepted.")
         return _detail_page(request, registry, status=400)
     grace = form.grace_period
+    had_one = NotificationEndpoint.objects.filter(registry=registry).exists()
     services.rotate_notification_secret(registry, AuditContext.from_request(request), grace=grace)
     until = f"until {timezone.now() + grace:%Y-%m-%d %H:%M} UTC" if grace else "no longer (it stopped now)"
+    if not had_one:
+        until = "nowhere: there was none before"
     messages.success(
         request,
         f"Rotated the notification secret of {registry.service}: the fragment below holds the new one. Merge it into "

@@ -35,7 +35,7 @@ class ReportForm(forms.Form):
     team = forms.CharField(required=False, max_length=100, strip=True, label="Team")
 
     def clean_days(self) -> int:
-        return services.unused.check_days(self.cleaned_data["days"] or services.unused.DEFAULT_DAYS)
+        return services.unused.check_days(self.cleaned_data["days"] or services.unused.default_days())
 
     def narrow(self, proposals: list[services.unused.Proposal]) -> list[services.unused.Proposal]:
         kind, q, team = (self.cleaned_data[name] for name in ("kind", "q", "team"))
@@ -108,7 +108,7 @@ def _act(request: HttpRequest, verb: str) -> HttpResponse:
     form = ProposalForm(request.POST)
     if not form.is_valid():
         problems = "; ".join(str(e) for errors in form.errors.values() for e in errors)
-        return _page(request, services.unused.DEFAULT_DAYS, status=400, error=problems)
+        return _page(request, services.unused.default_days(), status=400, error=problems)
     key, days = form.cleaned_data["key"], form.cleaned_data["days"]
     context = AuditContext.from_request(request)
     try:
