@@ -55,7 +55,9 @@ def test_the_old_secret_works_during_the_grace_and_each_use_says_which_secret(ro
 
     assert granted(ask(old)) == {"web/app": ["pull", "push"]}
     assert granted(ask(rotation.secret)) == {"web/app": ["pull", "push"]}
-    used = [r.detail["secret_used"] for r in AuditRecord.objects.filter(kind=Kind.ACCESS, outcome="granted").order_by("id")]
+    used = [
+        r.detail["secret_used"] for r in AuditRecord.objects.filter(kind=Kind.ACCESS, outcome="granted").order_by("id")
+    ]
     assert used == ["previous", "current"]
 
 
