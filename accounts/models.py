@@ -574,3 +574,65 @@ class ExpiryReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.object_id} expiring {self.expires_at:%Y-%m-%d}"
+
+
+class CredentialPepper(models.Model):
+    """A credential pepper brought by a restored backup from a host with another ``SECRET_KEY``.
+
+    Robot, PAT and refresh-token hashes are keyed with a pepper derived from ``SECRET_KEY``; a restore
+    keeps the old host's peppers here (wrapped under this host's KEY_ENCRYPTION_KEY) and lookups try
+    them after this host's own, so secrets made there keep working here.
+    """
+
+    pepper = models.BinaryField()
+    fingerprint = models.CharField(max_length=16, unique=True)  # first 16 hex of SHA-256: tells peppers apart
+    source = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"pepper {self.fingerprint} from {self.source}"
+
+
+class BackupState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    VERIFIED = "verified", "Verified"
+    FAILED = "failed", "Failed"
+
+
+class Backup(models.Model):
+    """One backup run on this host and the file it wrote (under BACKUP_DIR, or elsewhere with --output-dir).
+
+    The page lists these; ``stage`` and ``progress`` move while it runs. ``deleted_at`` is set when
+    retention removed the file. Never part of a backup itself: it describes this host's files.
+    """
+
+    state = models.CharField(max_length=10, choices=BackupState.choices, default=BackupState.QUEUED)
+    stage = models.CharField(max_length=100, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    scheduled = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    path = models.CharField(max_length=1024, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    encrypted = models.BooleanField(default=True)
+    counts = models.JSONField(default=dict, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    copied_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"backup {self.pk} ({self.state}) {self.path or ''}".rstrip()
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]

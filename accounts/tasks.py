@@ -76,3 +76,19 @@ def rotate_signing_key() -> dict:
 def robot_secret_age() -> dict:
     """Daily: tell leads (once per secret) about robots whose secret is older than ROBOT_SECRET_MAX_AGE_DAYS."""
     return run_job("robot_secret_age", services.reminders.send_stale_robot_secrets)
+
+
+@shared_task(name="accounts.tasks.backup")
+def backup(run_id: int | None = None) -> dict:
+    """Daily (SCHEDULE_BACKUP) or "back up now": a verified, encrypted backup, then retention and the copy hook.
+
+    A backup that does not verify, or cannot be copied off the host, fails the job: admins are mailed.
+    """
+    run = services.backups.claim_run(run_id)
+    context = AuditContext.system("job:backup")
+
+    def work() -> dict:
+        done = services.backups.take(context, fragments=config.backup_fragments(), run=run)
+        return {"file": done.file_name, "size": done.size, "rows": sum(done.counts.values())}
+
+    return run_job("backup", work)

@@ -104,6 +104,30 @@ def envsecret(name: str) -> str | None:
     return None
 
 
+def envpassphrase(name: str) -> str:
+    """A passphrase from NAME or NAME_FILE, exactly as given: any non-empty string, spaces included.
+
+    Only the file's final line break is dropped (editors add one). "" when neither is set.
+    """
+    value = os.environ.get(name)
+    path = os.environ.get(f"{name}_FILE")
+    if value and path:
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    if value:
+        return value
+    if not path:
+        return ""
+    try:
+        content = Path(path).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from None
+    content = content[:-1] if content.endswith("\n") else content
+    content = content[:-1] if content.endswith("\r") else content
+    if not content:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
+    return content
+
+
 def envsecretlist(name: str) -> list[str]:
     """Old keys kept for reading: NAME comma-separated, or NAME_FILE one per line (blank lines skipped).
 

@@ -25,6 +25,7 @@ from registryadmin.env import (
     envlist,
     envmailbox,
     envnetworks,
+    envpassphrase,
     envreadablefile,
     envsecret,
     envsecretlist,
@@ -306,6 +307,17 @@ ACCESS_REVIEW_DEADLINE_DAYS = envint("ACCESS_REVIEW_DEADLINE_DAYS", 14, minimum=
 ACCESS_REVIEW_REMIND_DAYS = envint("ACCESS_REVIEW_REMIND_DAYS", 3, minimum=0, maximum=365)
 EXPIRY_REMINDER_DAYS = envint("EXPIRY_REMINDER_DAYS", 7, minimum=1, maximum=365)
 
+# Configuration backups (accounts/services/backups/; README: Backups). BACKUP_KEY is the passphrase the
+# files are encrypted with (age, scrypt): any non-empty string; keep it off this host, a restore needs it.
+BACKUP_DIR = Path(envstr("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
+BACKUP_KEY = envpassphrase("BACKUP_KEY")
+# Run with the new file's path as the last argument (e.g. "rclone copyto --immutable" or a script).
+BACKUP_COPY_COMMAND = envstr("BACKUP_COPY_COMMAND", "")
+BACKUP_COPY_TIMEOUT = envint("BACKUP_COPY_TIMEOUT", 600, minimum=1, maximum=86400)
+BACKUP_KEEP_DAILY = envint("BACKUP_KEEP_DAILY", 7, minimum=0, maximum=3660)
+BACKUP_KEEP_WEEKLY = envint("BACKUP_KEEP_WEEKLY", 4, minimum=0, maximum=520)
+BACKUP_KEEP_MONTHLY = envint("BACKUP_KEEP_MONTHLY", 12, minimum=0, maximum=1200)
+
 # Celery: Redis in production; with no broker configured, kombu's filesystem
 # transport under DATA_DIR so `make run` needs no server at all.
 CELERY_BROKER_URL = envsecret("CELERY_BROKER_URL") or "filesystem://"
@@ -389,6 +401,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.check_access_reviews",
         "schedule": envcrontab("SCHEDULE_ACCESS_REVIEW_CHECKS", "15 * * * *"),
         "options": {"expires": 3000},
+    },
+    "backup": {
+        "task": "accounts.tasks.backup",
+        "schedule": envcrontab("SCHEDULE_BACKUP", "40 1 * * *"),
+        "options": {"expires": 3600},
     },
     "expiry-reminders": {
         "task": "accounts.tasks.send_expiry_reminders",

@@ -22,6 +22,7 @@ from django.db.models import Model
 
 from accounts.models import (
     AuthzState,
+    CredentialPepper,
     DirectoryGroup,
     Grant,
     Membership,
@@ -67,6 +68,7 @@ def watched_models() -> list[type[Model]]:
         Robot,
         PersonalAccessToken,
         SigningKey,
+        CredentialPepper,
     ]
 
 

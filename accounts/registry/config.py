@@ -22,11 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import AuthMode, KeyState, Registry, SigningKey
+from accounts.models import BUNDLE_STATES, AuthMode, KeyState, NotificationEndpoint, Registry, SigningKey
 from accounts.registry import htpasswd, keys
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record, record_change
+from registryadmin.keywrap import unwrap
 
 BUNDLE_NAME = "token-bundle.pem"
 TOKEN_ADVICE = (
@@ -290,3 +291,36 @@ def _record_preflight(context: AuditContext, results: list[keys.PreflightResult]
             subject_type=SubjectType.SYSTEM,
             detail={"action": PREFLIGHT_ACTION, "results": checked, "rotated": rotated},
         )
+
+
+# Backups: what a backup carries of the registries' side, and what a restore writes back ---------
+
+
+def backup_fragments() -> dict[str, str]:
+    """Each registry's config.yml fragment as ``registry_config`` prints it, by ``fragments/<service>.yml``.
+
+    Read only: a registry with no notification secret yet gets a placeholder, never a new secret.
+    """
+    fragments = {}
+    for registry in Registry.objects.order_by("service"):
+        endpoint = NotificationEndpoint.objects.filter(registry=registry).first()
+        secret = unwrap(endpoint.secret).decode() if endpoint else "(none yet: run manage.py registry_config)"
+        if registry.auth_mode == AuthMode.HTPASSWD:
+            fragment = htpasswd_fragment(registry.service, htpasswd.path_for(registry), secret)
+        else:
+            fragment = token_fragment(registry.service, bundle_path(registry.service), secret)
+        fragments[f"fragments/{registry.service}.yml"] = render(fragment)
+    return fragments
+
+
+def write_after_restore() -> list[Path]:
+    """After a restore: every token-mode registry's certificate bundle and every htpasswd file, from the rows."""
+    written = []
+    if SigningKey.objects.filter(state__in=BUNDLE_STATES).exists():
+        for registry in Registry.objects.filter(auth_mode=AuthMode.TOKEN):
+            bundle = bundle_path(registry.service)
+            write_atomic(bundle, keys.bundle_pem(), 0o644)
+            written.append(bundle)
+    htpasswd.sync_all()
+    written += [htpasswd.path_for(r) for r in Registry.objects.filter(auth_mode=AuthMode.HTPASSWD)]
+    return written

@@ -91,7 +91,7 @@ def _user_identity(user: User, *, refresh_token: str | None, subject: Subject | 
 
 
 def _robot(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:
-    candidates = hash_candidates(secret)
+    candidates = hash_candidates(secret, lookups.peppers())
     robot = lookups.robot(candidates)
     if robot is None or not hmac.compare_digest(robot.login_name.encode(), username.encode()):
         return Failure("bad robot name or secret", SubjectType.ROBOT)
@@ -110,7 +110,7 @@ def _robot(username: str, secret: str, context: AuditContext, lookups: Fresh) ->
 
 
 def _access_token(username: str, secret: str, context: AuditContext, lookups: Fresh) -> Identity | Failure:
-    token = lookups.token(hash_candidates(secret))
+    token = lookups.token(hash_candidates(secret, lookups.peppers()))
     if token is None or not hmac.compare_digest(token.user.username.encode(), username.encode()):
         return Failure("bad username or token", SubjectType.TOKEN)
     label = f"{token.user.username}/{token.name}"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.constants import REFRESH_TOKEN_PREFIX
 from accounts.models import RefreshToken, User
-from accounts.registry.secrets import hash_candidates
+from accounts.registry.secrets import hash_candidates, kept_peppers
 
 
 def user_for_refresh_token(token: str, service: str) -> User | None:
@@ -25,7 +25,7 @@ def user_for_refresh_token(token: str, service: str) -> User | None:
     row = (
         RefreshToken.objects.select_related("user")
         .filter(
-            token_hash__in=hash_candidates(token),
+            token_hash__in=hash_candidates(token, kept_peppers()),
             revoked_at__isnull=True,
             expires_at__gt=timezone.now(),
             service=service,

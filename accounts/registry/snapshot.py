@@ -35,6 +35,7 @@ from accounts.access.subjects import subject_for_robot, subject_for_token, subje
 from accounts.models import Grant, PersonalAccessToken, Registry, Repository, Robot, User
 from accounts.registry.keys import current_signer
 from accounts.registry.passwords import AuthResult, check_password, verified_cache
+from accounts.registry.secrets import kept_peppers
 from accounts.registry.signing import Signer
 
 T = TypeVar("T")
@@ -69,6 +70,10 @@ class Fresh:
 
     def check_password(self, username: str, password: str) -> AuthResult:
         return check_password(username, password)
+
+    def peppers(self) -> list[bytes]:
+        """Peppers restored backups brought, tried after this host's own (``accounts.registry.secrets``)."""
+        return kept_peppers()
 
     def robot(self, candidates: list[str]) -> Robot | None:
         """The robot whose secret, or previous secret (a rotation's grace: checked by the caller), is one of these."""
@@ -168,6 +173,9 @@ class Cached(Fresh):
         elif not verified_cache.hit(user, password):
             raise Decline
         return AuthResult(user)
+
+    def peppers(self) -> list[bytes]:
+        return self._memo(("peppers",), kept_peppers, keep=lambda _: True)
 
     def robot(self, candidates: list[str]) -> Robot | None:
         found = self._memo(("robot", *candidates), lambda: super(Cached, self).robot(candidates))

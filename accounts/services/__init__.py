@@ -7,12 +7,12 @@ directly.
 
 One module per concern (``users``, ``teams``, ``registries``, ``grants``,
 ``credentials``, ``leads``, ``keys``, ``refresh``, ``endpoints``, ``limits``, ``directory``,
-``unused``, ``reviews``, ``reminders``, ``rewrap``; shared helpers in ``_common``). They import from
-``_common`` and from each other, never from this package; callers import from here
-(``from accounts import services``).
+``unused``, ``reviews``, ``reminders``, ``rewrap``, and the ``backups`` package; shared helpers in
+``_common``). They import from ``_common`` and from each other, never from this package; callers
+import from here (``from accounts import services``).
 """
 
-from accounts.services import directory, directory_sync, limits, reminders, reviews, rewrap, unused
+from accounts.services import backups, directory, directory_sync, limits, reminders, reviews, rewrap, unused
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     ROBOT_GRACE,
@@ -75,6 +75,7 @@ __all__ = [
     "ROBOT_GRACE",
     "USER_FIELDS",
     "attach_parents",
+    "backups",
     "bound_managed_grants",
     "check_robot_grant",
     "check_within_team",
