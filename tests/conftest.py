@@ -16,6 +16,7 @@ import django.test.client
 import jwt
 import pytest
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpResponse
 from django.test import Client
 
@@ -138,6 +139,23 @@ def subprocess_env(live_database_url: str, tmp_path: Path) -> Iterator[dict[str,
         PYTHONPATH=str(REPO_ROOT),
     )
     return env
+
+
+@pytest.fixture
+def allow_scratch_databases(monkeypatch: pytest.MonkeyPatch, django_db_blocker: object) -> None:
+    """Let backup verification open its scratch SQLite database (an alias made on the fly) inside a test.
+
+    Django's test case refuses connections to aliases it was not told of; the scratch alias is
+    created and removed by the code under test, so it cannot be declared beforehand.
+    """
+    patched = BaseDatabaseWrapper.ensure_connection
+
+    def ensure_connection(self: BaseDatabaseWrapper, *args: object, **kwargs: object) -> None:
+        if self.alias.startswith("backup_verify_"):
+            return django_db_blocker._real_ensure_connection(self, *args, **kwargs)  # type: ignore[attr-defined]
+        return patched(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "ensure_connection", ensure_connection)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 def local_sources(apps, schema_editor):
     """Every membership before directory groups was set locally: its role is its local role."""
     Membership = apps.get_model("accounts", "Membership")
-    Membership.objects.update(local_role=models.F("role"))
+    Membership.objects.using(schema_editor.connection.alias).update(local_role=models.F("role"))
 
 
 class Migration(migrations.Migration):

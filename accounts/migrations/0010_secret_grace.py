@@ -7,7 +7,8 @@ from django.db.models import F
 
 def secrets_set_when_made(apps, schema_editor):
     """Existing robots' secrets are as old as the robots."""
-    apps.get_model("accounts", "Robot").objects.update(secret_set_at=F("created_at"))
+    robots = apps.get_model("accounts", "Robot").objects.using(schema_editor.connection.alias)
+    robots.update(secret_set_at=F("created_at"))
 
 
 class Migration(migrations.Migration):

@@ -8,8 +8,9 @@ def backfill(apps, schema_editor):
     """Records sealed before this table existed: sum the fine rollups into it."""
     rollup = apps.get_model("audit", "AuditRollup")
     hourly = apps.get_model("audit", "AuditHourly")
-    rows = rollup.objects.values("hour", "kind", "outcome", "registry").annotate(total=Sum("count")).order_by()
-    hourly.objects.bulk_create(
+    alias = schema_editor.connection.alias  # the database being migrated, not always the default one
+    rows = rollup.objects.using(alias).values("hour", "kind", "outcome", "registry").annotate(total=Sum("count")).order_by()
+    hourly.objects.using(alias).bulk_create(
         [hourly(hour=r["hour"], kind=r["kind"], outcome=r["outcome"], registry=r["registry"], count=r["total"])
          for r in rows.iterator()],
         batch_size=1000,

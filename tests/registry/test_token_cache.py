@@ -5,6 +5,8 @@ suite runs: CI runs it on PostgreSQL, a plain `make test` on SQLite)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import uuid
 from datetime import datetime, timedelta
 
@@ -18,6 +20,7 @@ from accounts import services
 from accounts.access import version
 from accounts.models import (
     AuthzState,
+    CredentialPepper,
     DirectoryGroup,
     Grant,
     Membership,
@@ -29,12 +32,14 @@ from accounts.models import (
     Team,
     User,
 )
+from accounts.registry import secrets
 from accounts.registry import snapshot as snapshot_module
 from accounts.registry.snapshot import FRESH
 from accounts.registry.tokens import TokenRequest, _issue, issue
 from audit.chain import record_mac
 from audit.context import AuditContext
 from audit.models import AuditRecord
+from registryadmin import keywrap
 from tests.conftest import PASSWORD, SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +105,7 @@ def test_every_column_a_decision_can_read_is_watched_and_only_bookkeeping_is_not
         assert skipped <= columns, f"{model.__name__}: an exclusion names no column"
         assert set(tables[model._meta.db_table]) == columns - skipped
         assert skipped <= {"last_login", "last_used_at", "last_used_ip", "expiry_recorded_at"}
-    for model in (Team, Membership, DirectoryGroup, Grant, Registry, Repository, SigningKey):
+    for model in (Team, Membership, DirectoryGroup, Grant, Registry, Repository, SigningKey, CredentialPepper):
         columns = {f.column for f in model._meta.concrete_fields if not f.primary_key}
         assert set(tables[model._meta.db_table]) == columns, f"{model.__name__} has an unwatched column"
     for model, must in WATCHED.items():
@@ -179,6 +184,24 @@ def test_an_expiring_grant_is_checked_against_the_clock_on_each_request(
     later = soon + timedelta(seconds=1)
     monkeypatch.setattr(timezone, "now", lambda: later)
     assert actions(ask(client, "repository:temp/x:pull", "carol")) == []
+
+
+def test_a_pepper_a_restore_keeps_is_tried_by_the_next_request_and_its_removal_too(world: dict) -> None:
+    """A robot made on another host: its stored hash is keyed with that host's pepper."""
+    client = Client()
+    old_pepper = secrets._pepper("the old host's SECRET_KEY")
+    digest = hmac.new(old_pepper, world["robot_secret"].encode(), hashlib.sha256).hexdigest()
+    Robot.objects.filter(pk=world["robot"].pk).update(secret_hash=digest)
+    login = world["robot_login"]
+    assert ask(client, "repository:web/x:pull", login, world["robot_secret"]).status_code == 401
+    assert ask(client, "repository:web/x:pull", "carol").status_code == 200  # warms this worker's cache
+    CredentialPepper.objects.create(
+        pepper=keywrap.wrap(old_pepper), fingerprint=secrets.fingerprint(old_pepper), source="test"
+    )
+    for _ in range(2):  # the database path, then the cached one
+        assert actions(ask(client, "repository:web/x:pull", login, world["robot_secret"])) == ["pull"]
+    CredentialPepper.objects.all().delete()
+    assert ask(client, "repository:web/x:pull", login, world["robot_secret"]).status_code == 401
 
 
 def test_a_robot_is_capped_again_when_its_teams_grant_expires(

@@ -34,14 +34,11 @@ def file_name(when: datetime, *, encrypted: bool) -> str:
 
 
 def write(directory: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` as ``directory/name``: a 0600 temp file, fsync, rename, fsync of the directory.
+    """Write ``data`` as ``directory/name``: a 0600 temp file, fsync, link, fsync of the directory.
 
     A crash leaves either no file or the whole file, never a part under the final name; an existing
-    file of that name is never overwritten.
+    file is never overwritten (two backups in one second get ``-2``, ``-3``...).
     """
-    path = directory / name
-    if path.exists():
-        raise BackupError(f"{path} already exists; not overwriting it.")
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -49,13 +46,26 @@ def write(directory: Path, name: str, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.link(temp, path)  # fails if the name appeared meanwhile: never replaces a backup
+        path = _link_free_name(temp, directory, name)
     except OSError as exc:
-        raise BackupError(f"cannot write {path}: {exc.strerror}") from None
+        raise BackupError(f"cannot write {directory / name}: {exc.strerror}") from None
     finally:
         Path(temp).unlink(missing_ok=True)
     _fsync_dir(directory)
     return path
+
+
+def _link_free_name(temp: str, directory: Path, name: str) -> Path:
+    """Link ``temp`` under ``name``, or the first free ``name-N``: link() never replaces, unlike rename()."""
+    stem, dot, suffix = name.partition(".")
+    for attempt in range(1, 100):
+        path = directory / (name if attempt == 1 else f"{stem}-{attempt}{dot}{suffix}")
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            continue
+        return path
+    raise BackupError(f"no free file name for {name} in {directory}")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -141,10 +141,36 @@ def _noun(label: str) -> str:
     return contents.model(label)._meta.verbose_name_plural
 
 
-def _label(label: str, record: dict[str, Any]) -> str:
+Names = dict[tuple[str, Any], str]
+# Rows named by what they link: (field, model it points to).
+LINKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "accounts.membership": (("user", "accounts.user"), ("team", "accounts.team")),
+    "accounts.grant": (("user", "accounts.user"), ("team", "accounts.team"), ("robot", "accounts.robot")),
+    "accounts.personalaccesstoken": (("user", "accounts.user"),),
+    "accounts.refreshtoken": (("user", "accounts.user"),),
+    "accounts.robot": (("team", "accounts.team"),),
+    "accounts.directorygroup": (("team", "accounts.team"),),
+    "accounts.notificationendpoint": (("registry", "accounts.registry"),),
+}
+
+
+def _names(*sides: contents.Rows) -> Names:
+    """(model, id) -> a readable name, from both sides (a removed row's team may exist only in one)."""
+    names: Names = {}
+    for rows in sides:
+        for label in ("accounts.user", "accounts.team", "accounts.robot", "accounts.registry"):
+            name = LABELS[label][0]
+            names.update({(label, r["pk"]): str(r["fields"].get(name, "")) for r in rows.get(label, [])})
+    return names
+
+
+def _label(label: str, record: dict[str, Any], names: Names | None = None) -> str:
     fields = record["fields"]
-    names = [str(fields.get(name, "")) for name in LABELS.get(label, ())]
-    shown = " ".join(name for name in names if name)
+    parts = [str(fields.get(name, "")) for name in LABELS.get(label, ())]
+    for link, target in LINKS.get(label, ()):
+        if fields.get(link) is not None:
+            parts.append(f"{link} {(names or {}).get((target, fields[link]), '#' + str(fields[link]))}")
+    shown = " ".join(part for part in parts if part)
     return f"{contents.model(label)._meta.verbose_name} #{record['pk']}" + (f" {shown}" if shown else "")
 
 
@@ -158,6 +184,7 @@ def _shown(name: str, value: Any) -> str:
 def plan(rows: contents.Rows, using: str = "default", *, every_line: bool = False) -> Plan:
     """``+``/``-``/``~`` lines from this database to ``rows``, by model and id."""
     current = contents.dump(using)
+    names = _names(rows, current)
     result = Plan()
     for label in contents.INCLUDED:
         before = {r["pk"]: r for r in current.get(label, [])}
@@ -166,15 +193,15 @@ def plan(rows: contents.Rows, using: str = "default", *, every_line: bool = Fals
         for pk in sorted(set(before) | set(after), key=str):
             if pk not in before:
                 result.added[label] = result.added.get(label, 0) + 1
-                lines.append(f"+ {_label(label, after[pk])}")
+                lines.append(f"+ {_label(label, after[pk], names)}")
             elif pk not in after:
                 result.removed[label] = result.removed.get(label, 0) + 1
-                lines.append(f"- {_label(label, before[pk])}")
+                lines.append(f"- {_label(label, before[pk], names)}")
             else:
                 differences = _differences(before[pk]["fields"], after[pk]["fields"])
                 if differences:
                     result.changed[label] = result.changed.get(label, 0) + 1
-                    lines.append(f"~ {_label(label, after[pk])}: {'; '.join(differences)}")
+                    lines.append(f"~ {_label(label, after[pk], names)}: {'; '.join(differences)}")
         shown = lines if every_line else lines[:LINES_PER_MODEL]
         result.lines += shown
         if len(lines) > len(shown):
