@@ -9,7 +9,7 @@ import pytest
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from registryadmin.env import database_config, envbool, envcrontab, envint
+from registryadmin.env import database_config, envbool, envcrontab, envint, envpassphrase
 
 
 def test_a_sqlite_url_gets_wal_immediate_transactions_queued_writers_and_kept_connections(tmp_path: Path) -> None:
@@ -89,3 +89,26 @@ def test_booleans_and_bounded_integers_name_the_variable(monkeypatch: pytest.Mon
     monkeypatch.setenv("TTL", "5")
     with pytest.raises(ImproperlyConfigured, match=r"TTL=5 is out of range \[60, None\]"):
         envint("TTL", 300, minimum=60)
+
+
+def test_a_passphrase_is_taken_exactly_as_given_from_the_variable_or_its_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BACKUP_KEY", "  two words  ")
+    assert envpassphrase("BACKUP_KEY") == "  two words  "
+    monkeypatch.delenv("BACKUP_KEY")
+    assert envpassphrase("BACKUP_KEY") == ""
+    secret = tmp_path / "key"
+    secret.write_text(" from a file \n")
+    monkeypatch.setenv("BACKUP_KEY_FILE", str(secret))
+    assert envpassphrase("BACKUP_KEY") == " from a file "  # only the editor's final line break goes
+    monkeypatch.setenv("BACKUP_KEY", "both")
+    with pytest.raises(ImproperlyConfigured, match="either BACKUP_KEY or BACKUP_KEY_FILE"):
+        envpassphrase("BACKUP_KEY")
+    monkeypatch.delenv("BACKUP_KEY")
+    secret.write_text("\n")
+    with pytest.raises(ImproperlyConfigured, match=r"BACKUP_KEY_FILE=.* is empty"):
+        envpassphrase("BACKUP_KEY")
+    secret.unlink()
+    with pytest.raises(ImproperlyConfigured, match=r"BACKUP_KEY_FILE=.* cannot be read"):
+        envpassphrase("BACKUP_KEY")
