@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from accounts.registry import config
 from accounts.services import backups
 from audit.context import AuditContext
+from registryadmin.faults import one_line
 
 
 class Command(BaseCommand):
@@ -36,6 +38,8 @@ class Command(BaseCommand):
             )
         except backups.BackupError as exc:
             raise CommandError(f"backup failed: {exc}") from None
+        except (OSError, DatabaseError) as exc:
+            raise CommandError(f"backup failed: {one_line(exc)}") from None
         if unencrypted:
             self.stderr.write(self.style.WARNING("WARNING: this file is not encrypted and holds private keys."))
         total = sum(run.counts.values())

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.registry import config
+from accounts.registry import config, htpasswd
 from accounts.services import backups
 from accounts.services.backups import restore
 from audit.context import AuditContext
@@ -55,8 +55,14 @@ class Command(BaseCommand):
             done = restore.restore(backup, name=file.name, context=context, force=force)
         except backups.BackupError as exc:
             raise CommandError(f"not restored, nothing changed: {exc}") from None
-        written = config.write_after_restore()
         total = sum(done["counts"].values())
+        try:
+            written = config.write_after_restore()
+        except (OSError, htpasswd.HtpasswdError) as exc:
+            raise CommandError(
+                f"restored {total:,} rows from {file.name}, but writing the registry files failed: {exc}. "
+                "Fix that, then run `manage.py registry_config` for each registry."
+            ) from None
         self.stderr.write(
             f"Restored {total:,} rows from {file.name}; {done['sessions_ended']} web session(s) ended; "
             f"{done['peppers_kept']} credential pepper(s) kept from the old host."
