@@ -11,6 +11,7 @@ from django.urls import include, path
 
 from accounts.web.views import (
     access,
+    backups,
     grants,
     home,
     keys,
@@ -130,6 +131,14 @@ key_patterns = [
     path("rotate", keys.key_rotate, name="rotate"),
 ]
 
+# Admins only: a backup holds every password hash and the private signing keys.
+backup_patterns = [
+    path("", backups.backup_list, name="list"),
+    path("run", backups.backup_run, name="run"),
+    path("<int:pk>/progress", backups.backup_progress, name="progress"),
+    path("<int:pk>/download", backups.backup_download, name="download"),
+]
+
 urlpatterns = [
     path("teams/", include((team_patterns, "teams"))),
     path("access/", include((access_patterns, "access"))),
@@ -142,5 +151,6 @@ urlpatterns = [
     path("manage/grants/", include((grant_patterns, "grants"))),
     path("manage/robots/", include((robot_patterns, "robots"))),
     path("manage/keys/", include((key_patterns, "keys"))),
+    path("manage/backups/", include((backup_patterns, "backups"))),
     path("", include((account_patterns, "accounts"))),
 ]

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import services
-from accounts.models import AuthHold, Grant, PersonalAccessToken, Repository, Robot, User
+from accounts.models import AuthHold, Backup, BackupState, Grant, PersonalAccessToken, Repository, Robot, User
 from accounts.services import ensure_keys
 from audit import exporting, tasks
 from audit.context import AuditContext
@@ -123,6 +124,11 @@ TABLE: dict[str, Row] = {
     "keys:rotate": Row(none, None, ADMINS),
     "jobs:list": Row(none, OVERSEERS, None),
     "jobs:run": Row(lambda w: {"name": "seal-audit"}, None, ADMINS),
+    # Backups hold every password hash and the private signing keys: admins only, not auditors.
+    "backups:list": Row(none, ADMINS, None),
+    "backups:run": Row(none, None, ADMINS),
+    "backups:progress": Row(pk("backup"), ADMINS, None),
+    "backups:download": Row(pk("backup"), ADMINS, None),
     # Access reviews: the list is everyone's (filtered to what concerns them), the checklist is for leads
     # and overseers, only admins start one, a team's items are answered by its leads and admins.
     "reviews:list": Row(none, SIGNED_IN, None),
@@ -154,7 +160,7 @@ def test_every_dashboard_url_has_a_row_in_the_table() -> None:
 
 
 @pytest.fixture
-def world(db: None) -> dict[str, object]:
+def world(db: None, settings: Any, tmp_path: Path) -> dict[str, object]:
     people = {
         "ada": make_user("ada", is_superuser=True),
         "audrey": make_user("audrey", is_auditor=True),
@@ -189,6 +195,7 @@ def world(db: None) -> dict[str, object]:
         ),
         "export": export,
         "hold": AuthHold.objects.get(username="bob"),
+        "backup": _backup_file(settings, tmp_path / "backups"),
         "mapping": services.directory.set_directory_groups(
             web, [("cn=web-devs,ou=groups,dc=example,dc=org", "member")], context=SYSTEM
         )[0],
@@ -196,6 +203,15 @@ def world(db: None) -> dict[str, object]:
     found["campaign"] = services.reviews.start_campaign("Q2", context=SYSTEM).campaign
     found["review_item"] = found["campaign"].items.get(grant=found["managed"])  # web manages it
     return found
+
+
+def _backup_file(settings: Any, directory: Path) -> Backup:
+    """A verified backup whose file is in BACKUP_DIR (a download needs the file)."""
+    settings.BACKUP_DIR = directory
+    directory.mkdir()
+    path = directory / "registryadmin-backup-20260101T014000Z.tar.gz.age"
+    path.write_bytes(b"age-encryption.org/v1")
+    return Backup.objects.create(state=BackupState.VERIFIED, path=str(path), size=21, sha256="0" * 64)
 
 
 def _client(persona: str, world: dict) -> Client:

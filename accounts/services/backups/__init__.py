@@ -205,3 +205,9 @@ def prune(now: datetime | None = None) -> list[str]:
             Backup.objects.filter(pk=run.pk).update(deleted_at=now or timezone.now())
             removed.append(run.file_name)
     return removed
+
+
+def record_download(run: Backup, context: AuditContext) -> None:
+    """A downloaded backup holds every password hash and the private signing keys: who took it is recorded."""
+    with transaction.atomic():
+        record_change(context, "backup.download", run.file_name, after={"sha256": run.sha256, "size": run.size})
