@@ -2,7 +2,8 @@
 
 What ``registryadmin.keywrap`` encrypts, and so what is rewrapped (``WRAPPED``): each signing key's
 private half (``SigningKey.private_key``) and each registry's notification secret
-(``NotificationEndpoint.secret``, and ``previous_secret`` while a rotation's grace lasts). Robot,
+(``NotificationEndpoint.secret``, and ``previous_secret`` while a rotation's grace lasts), and the
+credential peppers a restored backup brought from another host (``CredentialPepper.pepper``). Robot,
 personal access token and refresh-token secrets are not
 encrypted but stored as keyed SHA-256 hashes (``accounts.registry.secrets``, keyed by SECRET_KEY and
 its fallbacks): there is nothing to decrypt, so nothing to rewrap.
@@ -26,7 +27,7 @@ from typing import Any
 
 from django.db import models, transaction
 
-from accounts.models import NotificationEndpoint, SigningKey
+from accounts.models import CredentialPepper, NotificationEndpoint, SigningKey
 from audit.context import AuditContext
 from audit.models import Kind, SubjectType
 from audit.services import record
@@ -83,6 +84,13 @@ WRAPPED = (
         lambda endpoint: f"previous notification secret of registry {endpoint.registry.service}",
         related=("registry",),
         optional=True,
+    ),
+    Wrapped(
+        "credential_pepper",
+        "credential peppers kept from restored backups",
+        CredentialPepper,
+        "pepper",
+        lambda kept: f"credential pepper {kept.fingerprint} ({kept.source})",
     ),
 )
 

@@ -24,7 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from accounts import services
+from accounts import services, tasks
 from accounts.models import (
     Backup,
     BackupState,
@@ -262,8 +262,6 @@ def test_a_backup_that_does_not_verify_fails_and_never_counts_for_retention(worl
 def test_the_scheduled_job_records_a_failed_verification_and_mails_the_admins(
     world: dict, monkeypatch, mailoutbox, ada: User
 ) -> None:
-    from accounts import tasks
-
     ada.email = "ada@example.org"
     ada.save(update_fields=["email"])
     real_write = files.write
@@ -462,3 +460,25 @@ def test_two_backups_in_one_second_get_two_files(tmp_path: Path) -> None:
     assert (first.name, second.name) == ("registryadmin-backup-x.tar.gz.age", "registryadmin-backup-x-2.tar.gz.age")
     assert first.read_bytes() == b"one" and stat.S_IMODE(second.stat().st_mode) == 0o600
     assert {p.name for p in tmp_path.iterdir()} == {first.name, second.name}  # no temp file left
+
+
+def test_a_scheduled_run_without_a_key_fails_visibly_with_the_remedy(world: dict, settings) -> None:
+    settings.BACKUP_KEY = ""
+    with pytest.raises(backups.BackupError):
+        tasks.backup()
+    run = Backup.objects.get()
+    assert run.state == BackupState.FAILED and "BACKUP_KEY" in run.error and run.finished_at
+
+
+def test_back_up_now_is_recorded_and_refused_while_a_run_is_under_way(world: dict, settings) -> None:
+    run = backups.request_run(SYSTEM)
+    assert run.state == BackupState.QUEUED
+    record = AuditRecord.objects.filter(detail__action="backup.request").get()
+    assert record.detail["after"] == {"run": run.pk}
+    with pytest.raises(backups.BackupError, match=f"backup run {run.pk} is queued"):
+        backups.request_run(SYSTEM)
+    Backup.objects.filter(pk=run.pk).update(started_at=run.started_at - backups.STALE_AFTER)  # its worker died
+    assert backups.request_run(SYSTEM).pk != run.pk
+    settings.BACKUP_KEY = ""
+    with pytest.raises(backups.BackupError, match="BACKUP_KEY is not set"):
+        backups.request_run(SYSTEM)

@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from django.db import models
 
 from accounts import services
-from accounts.models import NotificationEndpoint, Registry, SigningKey
+from accounts.models import CredentialPepper, NotificationEndpoint, Registry, SigningKey
 from accounts.registry import keys
 from accounts.registry.endpoints import check_bearer
 from audit.models import AuditRecord
@@ -47,11 +47,14 @@ def wrapped_under_a(settings, db: None) -> dict[str, str]:
     services.ensure_keys()
     services.rotate_signing_key(SYSTEM)
     registries = [services.create_registry(service, context=SYSTEM) for service in ("registry", "mirror")]
+    pepper = b"an old host's pepper, as a restore keeps it"
+    CredentialPepper.objects.create(pepper=keywrap.wrap(pepper), fingerprint="0123456789abcdef", source="backup")
     return {registry.service: services.notification_secret(registry) for registry in registries}
 
 
 def stored() -> dict[str, bytes]:
     rows = {f"key {k.kid}": bytes(k.private_key) for k in SigningKey.objects.all()}
+    rows |= {f"pepper {p.fingerprint}": bytes(p.pepper) for p in CredentialPepper.objects.all()}
     return rows | {f"secret {e.registry_id}": bytes(e.secret) for e in NotificationEndpoint.objects.all()}
 
 
@@ -131,6 +134,7 @@ def test_rewrap_moves_every_signing_key_and_notification_secret_under_the_new_ke
         ("signing_key", 3, 0, []),
         ("notification_secret", 2, 0, []),
         ("previous_notification_secret", 0, 0, []),  # no rotation's grace is running
+        ("credential_pepper", 1, 0, []),
     ]
     after = stored()
     assert set(after) == set(before) and all(after[row] != before[row] for row in before)
@@ -151,6 +155,7 @@ def test_rewrap_writes_one_admin_change_record_with_counts_and_no_secret(
         "signing_key": {"rewrapped": 3, "current": 0, "unreadable": 0},
         "notification_secret": {"rewrapped": 2, "current": 0, "unreadable": 0},
         "previous_notification_secret": {"rewrapped": 0, "current": 0, "unreadable": 0},
+        "credential_pepper": {"rewrapped": 1, "current": 0, "unreadable": 0},
     }
     text = json.dumps(entry.detail)
     assert not [secret for secret in [*wrapped_under_a.values(), A, B] if secret in text]

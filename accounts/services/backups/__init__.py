@@ -13,7 +13,7 @@ import base64
 import hashlib
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,40 @@ class _Steps:
             self.say(stage)
 
 
+ACTIVE = (BackupState.QUEUED, BackupState.RUNNING)
+# A run not ended within this time is taken for lost (its worker died, or no worker took it): it no
+# longer blocks "back up now", and the page stops polling it. The task message expires with it.
+STALE_AFTER = timedelta(hours=1)
+
+
+def refusal() -> str:
+    """Why "back up now" may not start a run now ("" when it may)."""
+    if not settings.BACKUP_KEY:
+        return "BACKUP_KEY is not set, so the backup would fail: set it (or BACKUP_KEY_FILE) first."
+    since = timezone.now() - STALE_AFTER
+    if active := Backup.objects.filter(state__in=ACTIVE, started_at__gte=since).first():
+        return f"backup run {active.pk} is {active.state}; another can start once it has finished."
+    return ""
+
+
+def request_run(context: AuditContext) -> Backup:
+    """ "Back up now": a queued run for a worker, recorded; ``BackupError`` says why not while one is under way."""
+    with transaction.atomic():
+        reason = refusal()
+        if reason:
+            raise BackupError(reason)
+        run = start_run(requested_by=context.actor, scheduled=False)
+        record_change(context, "backup.request", f"backup run {run.pk}", after={"run": run.pk})
+    return run
+
+
+def fail_run(run: Backup, error: str) -> None:
+    """A queued run no worker will take (the broker refused it): failed at once, with why."""
+    Backup.objects.filter(pk=run.pk, state=BackupState.QUEUED).update(
+        state=BackupState.FAILED, stage="failed", error=error[:2000], finished_at=timezone.now()
+    )
+
+
 def start_run(*, requested_by: str, scheduled: bool) -> Backup:
     return Backup.objects.create(
         state=BackupState.QUEUED, stage="waiting for the worker", requested_by_name=requested_by, scheduled=scheduled
@@ -90,10 +124,15 @@ def take(
     that was written but did not verify stays on disk (named on the run) and never counts for retention.
     """
     if encrypted and not settings.BACKUP_KEY:
-        raise BackupError(
+        refused = BackupError(
             "BACKUP_KEY (or BACKUP_KEY_FILE) is not set: a backup holds private keys and is encrypted "
             "with it. Set it, or pass --unencrypted to write a plain file on purpose."
         )
+        if run is not None:  # a scheduled or queued run: the page shows it failed, and why
+            Backup.objects.filter(pk=run.pk).update(
+                state=BackupState.FAILED, stage="failed", error=str(refused), finished_at=timezone.now()
+            )
+        raise refused
     run = run or start_run(requested_by=context.actor, scheduled=False)
     Backup.objects.filter(pk=run.pk).update(state=BackupState.RUNNING, started_at=timezone.now())
     step = _Steps(run, say)

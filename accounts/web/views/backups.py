@@ -10,7 +10,7 @@ listed but their files stay where they were written. Each download is recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,7 @@ from registryadmin.faults import one_line
 from registryadmin.guards import admin_required
 from registryadmin.paging import page_of
 
-ACTIVE = (BackupState.QUEUED, BackupState.RUNNING)
-# A run not ended within this time is taken for lost (its worker died, or no worker took it): it stops
-# blocking "back up now" and its row stops polling. The message "back up now" sends expires as well.
-STALE_AFTER = timedelta(hours=1)
+ACTIVE, STALE_AFTER = services.backups.ACTIVE, services.backups.STALE_AFTER
 # The counts a row sums up (the whole manifest is one click away).
 SUMMARY = (("accounts.user", "user"), ("accounts.team", "team"), ("accounts.grant", "grant"))
 
@@ -100,25 +97,13 @@ def last_failure() -> Backup | None:
     return failed
 
 
-def refusal() -> str:
-    """Why "back up now" may not start a run now ("" when it may)."""
-    if not settings.BACKUP_KEY:
-        return "BACKUP_KEY is not set, so the backup would fail: set it (or BACKUP_KEY_FILE) first."
-    since = timezone.now() - STALE_AFTER
-    if active := Backup.objects.filter(state__in=ACTIVE, started_at__gte=since).first():
-        return f"backup run {active.pk} is {active.state}; another can start once it has finished."
-    return ""
-
-
 def send(run: Backup) -> str:
     """Hand the run to a worker; a broker that cannot take it fails the run at once ("" when sent)."""
     try:
         tasks.backup.apply_async(args=[run.pk], expires=STALE_AFTER.total_seconds())
     except (KombuError, OSError) as exc:
         error = f"{BROKER_DOWN} ({one_line(exc)})"
-        Backup.objects.filter(pk=run.pk, state=BackupState.QUEUED).update(
-            state=BackupState.FAILED, stage="failed", error=error, finished_at=timezone.now()
-        )
+        services.backups.fail_run(run, error)
         return error
     return ""
 
@@ -144,7 +129,8 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     page = page_of(request, Backup.objects.all())
     now = timezone.now()
     page.object_list = [row(run, now) for run in page.object_list]
-    context = {"page": page, "last_failure": last_failure(), "refusal": refusal(), **settings_context()}
+    refusal = services.backups.refusal()
+    context = {"page": page, "last_failure": last_failure(), "refusal": refusal, **settings_context()}
     return render(request, "backups/list.html", context)
 
 
@@ -152,10 +138,11 @@ def backup_list(request: HttpRequest) -> HttpResponse:
 @admin_required
 def backup_run(request: HttpRequest) -> HttpResponse:
     """Queue a run for a worker ("back up now"); refused while another one is under way."""
-    if reason := refusal():
-        messages.error(request, f"Not started: {reason}")
+    try:
+        run = services.backups.request_run(AuditContext.from_request(request))
+    except services.backups.BackupError as exc:
+        messages.error(request, f"Not started: {exc}")
         return redirect("backups:list")
-    run = services.backups.start_run(requested_by=request.user.get_username(), scheduled=False)
     if error := send(run):
         messages.error(request, f"Backup run {run.pk} failed: {error}. Is the broker (Redis) running?")
     else:
