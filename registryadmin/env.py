@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import dj_database_url
 import ldap
 import ldap.dn
+import pyrage
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
@@ -340,6 +341,41 @@ def envldapfilter(name: str, default: str) -> str:
             f"{name}={value!r}: the only placeholder allowed is %(user)s (write % as %%)."
         ) from None
     return value
+
+
+def envrecipients(name: str) -> list[str]:
+    """age recipients (``age1...`` or ``ssh-ed25519 ...``/``ssh-rsa ...`` public keys): NAME comma-separated,
+    or NAME_FILE as age reads a recipients file (one a line, blank lines and ``#`` comments skipped).
+
+    Each is parsed now, so a pasting mistake stops start-up naming the entry's position.
+    """
+    value = _raw(name)
+    path = _raw(f"{name}_FILE")
+    if value and path:
+        raise ImproperlyConfigured(f"Set either {name} or {name}_FILE, not both.")
+    if value:
+        entries, where = [item.strip() for item in value.split(",")], name
+    elif path:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc.strerror}.") from None
+        entries, where = (
+            [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")],
+            f"{name}_FILE",
+        )
+    else:
+        return []
+    for number, entry in enumerate(entries, start=1):
+        kind = pyrage.ssh.Recipient if entry.startswith("ssh-") else pyrage.x25519.Recipient
+        try:
+            kind.from_str(entry)
+        except (pyrage.RecipientError, ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"{where}: entry {number} of {len(entries)} is not an age recipient (age1... or an ssh-ed25519/ssh-rsa "
+                f"public key): {exc}."
+            ) from None
+    return list(dict.fromkeys(entries))
 
 
 def envreadablefile(name: str) -> str:

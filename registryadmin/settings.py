@@ -27,6 +27,7 @@ from registryadmin.env import (
     envnetworks,
     envpassphrase,
     envreadablefile,
+    envrecipients,
     envsecret,
     envsecretlist,
     envstr,
@@ -311,6 +312,10 @@ EXPIRY_REMINDER_DAYS = envint("EXPIRY_REMINDER_DAYS", 7, minimum=1, maximum=365)
 # files are encrypted with (age, scrypt): any non-empty string; keep it off this host, a restore needs it.
 BACKUP_DIR = Path(envstr("BACKUP_DIR", str(DATA_DIR / "backups"))).resolve()
 BACKUP_KEY = envpassphrase("BACKUP_KEY")
+# Public-key mode instead: backups are encrypted to these age recipients (BACKUP_KEY is then not used to
+# write); reading one back needs an identity (private key) file, which need not live on this host.
+BACKUP_RECIPIENTS = envrecipients("BACKUP_RECIPIENTS")
+BACKUP_IDENTITY_FILE = envreadablefile("BACKUP_IDENTITY_FILE")
 # Run with the new file's path as the last argument (e.g. "rclone copyto --immutable" or a script).
 BACKUP_COPY_COMMAND = envstr("BACKUP_COPY_COMMAND", "")
 BACKUP_COPY_TIMEOUT = envint("BACKUP_COPY_TIMEOUT", 600, minimum=1, maximum=86400)

@@ -9,7 +9,7 @@ import pytest
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from registryadmin.env import database_config, envbool, envcrontab, envint, envpassphrase
+from registryadmin.env import database_config, envbool, envcrontab, envint, envpassphrase, envrecipients
 
 
 def test_a_sqlite_url_gets_wal_immediate_transactions_queued_writers_and_kept_connections(tmp_path: Path) -> None:
@@ -112,3 +112,19 @@ def test_a_passphrase_is_taken_exactly_as_given_from_the_variable_or_its_file(
     secret.unlink()
     with pytest.raises(ImproperlyConfigured, match=r"BACKUP_KEY_FILE=.* cannot be read"):
         envpassphrase("BACKUP_KEY")
+
+
+def test_backup_recipients_are_parsed_at_start_up_and_a_bad_one_is_named_by_position(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    good = "age1j8qzwmvc82r3gwzkehzphmrxdcqlzfr0ftnhdc720v84xq8hu96q0u3u7n"
+    monkeypatch.setenv("BACKUP_RECIPIENTS", f"{good}, {good}")
+    assert envrecipients("BACKUP_RECIPIENTS") == [good]
+    monkeypatch.setenv("BACKUP_RECIPIENTS", f"{good},age1typo")
+    with pytest.raises(ImproperlyConfigured, match="BACKUP_RECIPIENTS: entry 2 of 2 is not an age recipient"):
+        envrecipients("BACKUP_RECIPIENTS")
+    monkeypatch.delenv("BACKUP_RECIPIENTS")
+    listed = tmp_path / "recipients.txt"
+    listed.write_text(f"# ops team\n{good}\n\n")
+    monkeypatch.setenv("BACKUP_RECIPIENTS_FILE", str(listed))
+    assert envrecipients("BACKUP_RECIPIENTS") == [good]

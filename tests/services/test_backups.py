@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -482,3 +483,40 @@ def test_back_up_now_is_recorded_and_refused_while_a_run_is_under_way(world: dic
     settings.BACKUP_KEY = ""
     with pytest.raises(backups.BackupError, match="BACKUP_KEY is not set"):
         backups.request_run(SYSTEM)
+
+
+# --- Public-key mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def identity(tmp_path: Path) -> tuple[str, Path]:
+    """An age key pair made by age-keygen: (its recipient, its identity file)."""
+    keygen = require_binary("age-keygen")
+    path = tmp_path / "identity.txt"
+    subprocess.run([keygen, "-o", str(path)], check=True, capture_output=True)
+    recipient = next(line.split(": ")[1] for line in path.read_text().splitlines() if "public key" in line)
+    return recipient, path
+
+
+def test_with_recipients_a_backup_opens_only_with_an_identity_and_age_reads_it(
+    world: dict, settings, identity: tuple[str, Path], tmp_path: Path
+) -> None:
+    recipient, identity_file = identity
+    settings.BACKUP_KEY, settings.BACKUP_RECIPIENTS = "", [recipient]
+    run = take(encrypted=True)  # verified from what it encrypted: this host holds no identity
+    assert run.state == BackupState.VERIFIED
+    assert Path(run.path).read_bytes().startswith(b"age-encryption.org/v1\n-> X25519 ")
+    with pytest.raises(backups.BackupError, match="set BACKUP_IDENTITY_FILE"):
+        backups.read_file(Path(run.path))
+    plain = tmp_path / "plain.tar.gz"
+    subprocess.run([require_binary("age"), "-d", "-i", str(identity_file), "-o", str(plain), run.path], check=True)
+    assert archive.unpack(plain.read_bytes()).manifest["encryption"] == "recipients"
+    other = tmp_path / "other.txt"
+    subprocess.run([require_binary("age-keygen"), "-o", str(other)], check=True, capture_output=True)
+    settings.BACKUP_IDENTITY_FILE = str(other)
+    with pytest.raises(backups.BackupError, match="wrong identity"):
+        backups.read_file(Path(run.path))
+    settings.BACKUP_IDENTITY_FILE = str(identity_file)
+    wipe_to_fresh_install()
+    restore_here(Path(run.path))
+    assert set(User.objects.values_list("username", flat=True)) == {"alice", "bob"}

@@ -67,7 +67,7 @@ STALE_AFTER = timedelta(hours=1)
 
 def refusal() -> str:
     """Why "back up now" may not start a run now ("" when it may)."""
-    if not settings.BACKUP_KEY:
+    if not settings.BACKUP_KEY and not settings.BACKUP_RECIPIENTS:
         return "BACKUP_KEY is not set, so the backup would fail: set it (or BACKUP_KEY_FILE) first."
     since = timezone.now() - STALE_AFTER
     if active := Backup.objects.filter(state__in=ACTIVE, started_at__gte=since).first():
@@ -123,10 +123,10 @@ def take(
     Every failure leaves the run ``failed`` with the reason and raises ``BackupError``; a file
     that was written but did not verify stays on disk (named on the run) and never counts for retention.
     """
-    if encrypted and not settings.BACKUP_KEY:
+    if encrypted and not settings.BACKUP_KEY and not settings.BACKUP_RECIPIENTS:
         refused = BackupError(
             "BACKUP_KEY (or BACKUP_KEY_FILE) is not set: a backup holds private keys and is encrypted "
-            "with it. Set it, or pass --unencrypted to write a plain file on purpose."
+            "with it (or to BACKUP_RECIPIENTS). Set it, or pass --unencrypted to write a plain file on purpose."
         )
         if run is not None:  # a scheduled or queued run: the page shows it failed, and why
             Backup.objects.filter(pk=run.pk).update(
@@ -137,9 +137,9 @@ def take(
     Backup.objects.filter(pk=run.pk).update(state=BackupState.RUNNING, started_at=timezone.now())
     step = _Steps(run, say)
     try:
-        path = _write(run, step, fragments, output_dir, encrypted)
+        path, data = _write(run, step, fragments, output_dir, encrypted)
         step("verifying: reading the file back and restoring it into a scratch database", 60)
-        _verify(run, path)
+        _verify(run, path, data)
         with transaction.atomic():
             record_change(context, "backup.create", path.name, after=_described(run))
         if settings.BACKUP_COPY_COMMAND:
@@ -161,7 +161,16 @@ def take(
     return run
 
 
-def _write(run: Backup, step: _Steps, fragments: dict[str, str], output_dir: Path | None, encrypted: bool) -> Path:
+def encryption(encrypted: bool) -> str:
+    """How a new backup is encrypted: "passphrase" (BACKUP_KEY), "recipients" (BACKUP_RECIPIENTS) or "none"."""
+    if not encrypted:
+        return "none"
+    return "recipients" if settings.BACKUP_RECIPIENTS else "passphrase"
+
+
+def _write(
+    run: Backup, step: _Steps, fragments: dict[str, str], output_dir: Path | None, encrypted: bool
+) -> tuple[Path, bytes]:
     step("reading the configuration", 5)
     rows = contents.dump(
         progress=lambda label, n: step(
@@ -180,11 +189,16 @@ def _write(run: Backup, step: _Steps, fragments: dict[str, str], output_dir: Pat
         "peppers": [fingerprint(p) for p in peppers],  # which, never the peppers themselves
         "audit_log": "not included: use manage.py export_audit",
         "encrypted": encrypted,
+        "encryption": encryption(encrypted),
     }
     secrets = {"peppers": [base64.b64encode(p).decode() for p in peppers]}
     step("packing and encrypting", 40)
     data = archive.pack(manifest, rows, secrets, {**registry_files(), **{k: v.encode() for k, v in fragments.items()}})
-    blob = archive.encrypt(data, settings.BACKUP_KEY) if encrypted else data
+    mode = encryption(encrypted)
+    if mode == "recipients":
+        blob = archive.encrypt_to(data, settings.BACKUP_RECIPIENTS)
+    else:
+        blob = archive.encrypt(data, settings.BACKUP_KEY) if mode == "passphrase" else data
     step("writing the file", 50)
     path = files.write(files.backup_dir(output_dir), files.file_name(now, encrypted=encrypted), blob)
     Backup.objects.filter(pk=run.pk).update(
@@ -195,11 +209,21 @@ def _write(run: Backup, step: _Steps, fragments: dict[str, str], output_dir: Pat
         counts=manifest["counts"],
     )
     run.refresh_from_db()
-    return path
+    return path, data
 
 
-def _verify(run: Backup, path: Path) -> None:
-    backup = read_file(path)
+def _verify(run: Backup, path: Path, data: bytes) -> None:
+    """Read the file back and restore it. In public-key mode without BACKUP_IDENTITY_FILE this host cannot
+    decrypt it (that is the point): the plaintext it encrypted is checked instead, and the file on disk must be
+    byte for byte what was encrypted."""
+    if (
+        archive.is_encrypted(path.read_bytes()[:64])
+        and encryption(True) == "recipients"
+        and not settings.BACKUP_IDENTITY_FILE
+    ):
+        backup = archive.unpack(data, name=path.name)
+    else:
+        backup = read_file(path)
     if hashlib.sha256(path.read_bytes()).hexdigest() != run.sha256:
         raise BackupError(f"{path.name} changed on disk while it was being verified.")
     verify.restore_into_scratch(backup, name=path.name)
@@ -217,7 +241,8 @@ def read_file(path: Path, passphrase: str | None = None) -> Contents:
         blob = Path(path).read_bytes()
     except OSError as exc:
         raise BackupError(f"cannot read {path}: {exc.strerror}") from None
-    return archive.read(blob, passphrase if passphrase is not None else settings.BACKUP_KEY, name=Path(path).name)
+    key = passphrase if passphrase is not None else settings.BACKUP_KEY
+    return archive.read(blob, key, name=Path(path).name, identity_file=settings.BACKUP_IDENTITY_FILE or None)
 
 
 def prune(now: datetime | None = None) -> list[str]:

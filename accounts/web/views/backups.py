@@ -118,7 +118,9 @@ def settings_context() -> dict[str, Any]:
             "monthly": settings.BACKUP_KEEP_MONTHLY,
         },
         "backup_dir": settings.BACKUP_DIR,
-        "key_set": bool(settings.BACKUP_KEY),
+        "key_set": services.backups.encryption(True) == "recipients" or bool(settings.BACKUP_KEY),
+        "encryption": services.backups.encryption(True),
+        "recipients": len(settings.BACKUP_RECIPIENTS),
         "copy_set": bool(settings.BACKUP_COPY_COMMAND),
     }
 
