@@ -19,6 +19,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyrage
@@ -100,28 +101,66 @@ def encrypt(data: bytes, passphrase: str) -> bytes:
     return pyrage.passphrase.encrypt(data, passphrase)
 
 
+def _recipient(text: str) -> Any:
+    kind = pyrage.ssh.Recipient if text.startswith("ssh-") else pyrage.x25519.Recipient
+    return kind.from_str(text)
+
+
+def encrypt_to(data: bytes, recipients: list[str]) -> bytes:
+    """Public-key mode: any one of ``recipients``' identities (private keys) opens the file."""
+    return pyrage.encrypt(data, [_recipient(text) for text in recipients])
+
+
+def identities(text: str) -> list[Any]:
+    """The identities of an age identity file (``AGE-SECRET-KEY-1...`` lines) or an unencrypted SSH private key."""
+    if "PRIVATE KEY-----" in text:
+        return [pyrage.ssh.Identity.from_buffer(text.encode())]
+    keys = [line.strip() for line in text.splitlines() if line.strip().startswith("AGE-SECRET-KEY-")]
+    return [pyrage.x25519.Identity.from_str(key) for key in keys]
+
+
+def _decrypt_for_identity(blob: bytes, identity_file: str | None, *, name: str) -> bytes:
+    if not identity_file:
+        raise BackupError(
+            f"{name} is encrypted to public keys (age recipients): set BACKUP_IDENTITY_FILE to an identity file "
+            "holding one of their private keys (or decrypt it with `age -d -i IDENTITY` and restore the .tar.gz)."
+        )
+    try:
+        found = identities(Path(identity_file).read_text())
+    except (OSError, pyrage.IdentityError, ValueError) as exc:
+        raise BackupError(f"BACKUP_IDENTITY_FILE={identity_file!r} cannot be used: {exc}") from None
+    if not found:
+        raise BackupError(f"BACKUP_IDENTITY_FILE={identity_file!r} holds no AGE-SECRET-KEY-1... line or SSH key.")
+    try:
+        return pyrage.decrypt(blob, found)
+    except pyrage.DecryptError as exc:
+        if "No matching keys" in str(exc) or str(exc) == "Decryption failed":
+            raise BackupError(f"{name} is not encrypted to any key in BACKUP_IDENTITY_FILE: wrong identity.") from None
+        raise BackupError(f"{name} is truncated or damaged: decryption stopped partway ({exc}).") from None
+
+
 def is_encrypted(blob: bytes) -> bool:
     return blob.startswith(AGE_MAGIC)
 
 
-def decrypt(blob: bytes, passphrase: str | None, *, name: str = "the file") -> bytes:
-    """The tar.gz inside ``blob``: decrypted with ``passphrase`` when encrypted, as is when not."""
+def decrypt(blob: bytes, passphrase: str | None, *, name: str = "the file", identity_file: str | None = None) -> bytes:
+    """The tar.gz inside ``blob``: decrypted with ``passphrase`` (or, for public-key files, the identities
+    in ``identity_file``) when encrypted, as is when not."""
     if blob.startswith(GZIP_MAGIC):
         return blob
+    if AGE_MAGIC.startswith(blob) or GZIP_MAGIC.startswith(blob):  # empty, or cut inside the first line
+        raise BackupError(f"{name} is truncated: it ends after {len(blob)} bytes, before its format line.")
     if not is_encrypted(blob):
         raise BackupError(f"{name} is not a registryadmin backup (neither age-encrypted nor gzip).")
-    header = blob[: blob.find(b"\n---") if b"\n---" in blob else len(blob)]
+    if b"\n---" not in blob:  # before the stanzas are read: a cut header is not a recipients file
+        raise BackupError(f"{name} is truncated: its age header is incomplete.")
+    header = blob[: blob.find(b"\n---")]
     if b"\n-> scrypt " not in header:
-        raise BackupError(
-            f"{name} is encrypted to public keys (age recipients), not with a passphrase: decrypt it with "
-            "`age -d -i IDENTITY` first and restore the .tar.gz."
-        )
+        return _decrypt_for_identity(blob, identity_file, name=name)
     if not passphrase:
         raise BackupError(
             f"{name} is encrypted: set BACKUP_KEY (or BACKUP_KEY_FILE) to the passphrase it was made with."
         )
-    if b"\n---" not in blob:
-        raise BackupError(f"{name} is truncated: its age header is incomplete.")
     try:
         return pyrage.passphrase.decrypt(blob, passphrase)
     except pyrage.DecryptError as exc:
@@ -177,5 +216,5 @@ def unpack(data: bytes, *, name: str = "the file") -> Contents:
     return Contents(manifest=manifest, rows=rows, secrets=secrets, files=members)
 
 
-def read(blob: bytes, passphrase: str | None, *, name: str = "the file") -> Contents:
-    return unpack(decrypt(blob, passphrase, name=name), name=name)
+def read(blob: bytes, passphrase: str | None, *, name: str = "the file", identity_file: str | None = None) -> Contents:
+    return unpack(decrypt(blob, passphrase, name=name, identity_file=identity_file), name=name)
