@@ -19,10 +19,14 @@ from tests.harness.registry import RegistryServer, deep_merge
 
 
 class AppServer:
-    """gunicorn serving registryadmin on a free loopback port, on the test database."""
+    """gunicorn serving registryadmin on a free loopback port (or ``port``), on the test database.
 
-    def __init__(self, env: dict[str, str], workdir: Path, workers: int = 2) -> None:
-        self.port = free_port()
+    ``port``: another server's, once that one is stopped, so a registry whose realm names it reaches
+    this one instead (a restored host taking the old one's place).
+    """
+
+    def __init__(self, env: dict[str, str], workdir: Path, workers: int = 2, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env | {"PUBLIC_URL": self.url, "PORT": str(self.port), "STATIC_ROOT": str(workdir / "static")}
         self.log = workdir / "gunicorn.log"
