@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 
-.PHONY: install run test lint bench bench-audit bench-pages clean
+.PHONY: install run test lint bench bench-audit bench-pages bench-backup clean
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ bench-audit: install
 # (BENCH_PAGES_* scale it down), in throwaway PostgreSQL databases.
 bench-pages: install
 	$(PY) -m bench.pages_bench
+
+# Time, size and peak memory of `manage.py backup` and of `restore_backup` (dry run, onto a fresh install,
+# --force onto a full one) at 10k users, 1k teams, 50k grants (BENCH_BACKUP_* scale it down), in throwaway
+# PostgreSQL databases; not part of `bench` (about four minutes).
+bench-backup: install
+	$(PY) -m bench.backup_bench
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -21,7 +21,7 @@ from django.contrib.auth.models import Permission
 from django.core import serializers
 from django.core.management.color import no_style
 from django.db import connections
-from django.db.models import Model
+from django.db.models import ManyToManyField, Model
 
 from accounts.models import NotificationEndpoint, SigningKey
 from registryadmin import keywrap
@@ -107,10 +107,42 @@ def _permission_keys(using: str) -> dict[int, list[str]]:
 
 
 def _records(label: str, using: str) -> Iterator[dict[str, Any]]:
-    queryset = model(label)._default_manager.using(using).order_by("pk")
-    if queryset.model._meta.many_to_many:
-        queryset = queryset.prefetch_related(*(f.name for f in queryset.model._meta.many_to_many))
-    yield from serializers.serialize("python", queryset.iterator(chunk_size=2000))
+    """Django's "python" serialization of every row; many-to-many values read apart, one query per field.
+
+    Django's serializer builds (and throws away) a queryset per row and many-to-many field even when
+    the rows were prefetched: at 10k users and 10k memberships that was three quarters of the dump.
+    """
+    cls = model(label)
+    queryset = cls._default_manager.using(using).order_by("pk")
+    many = [f for f in cls._meta.many_to_many if f.serialize and f.remote_field.through._meta.auto_created]
+    if not many:
+        yield from serializers.serialize("python", queryset.iterator(chunk_size=2000))
+        return
+    links = {field.name: _links(field, using) for field in many}
+    local = [field.name for field in cls._meta.local_fields]  # every field but the many-to-many ones
+    for record in serializers.serialize("python", queryset.iterator(chunk_size=2000), fields=local):
+        for name, targets in links.items():
+            record["fields"][name] = targets.get(record["pk"], [])
+        yield record
+
+
+def _links(field: ManyToManyField, using: str) -> dict[Any, list[Any]]:
+    """A many-to-many field's target ids by source id, from its through table in one query.
+
+    In the order Django's serializer gives them (the target model's ordering, then id), so a plan
+    against a file written before shows no change.
+    """
+    left, right = field.m2m_field_name(), field.m2m_reverse_field_name()
+    order = [
+        f"-{right}__{name[1:]}" if name.startswith("-") else f"{right}__{name}"
+        for name in field.related_model._meta.ordering
+        if isinstance(name, str)
+    ]
+    rows = field.remote_field.through._default_manager.using(using).order_by(f"{left}_id", *order, f"{right}_id")
+    found: dict[Any, list[Any]] = {}
+    for source, target in rows.values_list(f"{left}_id", f"{right}_id").iterator(chunk_size=10_000):
+        found.setdefault(source, []).append(target)
+    return found
 
 
 def dump(using: str = "default", progress: Progress | None = None) -> Rows:
