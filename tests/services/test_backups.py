@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -30,6 +31,7 @@ from accounts.models import (
     Backup,
     BackupState,
     CredentialPepper,
+    DirectoryGroup,
     Grant,
     Membership,
     NotificationEndpoint,
@@ -291,11 +293,12 @@ def test_retention_keeps_the_newest_of_each_recent_day_week_and_month() -> None:
     assert files.kept(daily, daily=0, weekly=0, monthly=0) == {daily[0]}  # the newest always stays
     twice = [at("2026-12-07"), at("2026-12-07") + timedelta(hours=5)]
     assert files.kept(twice, daily=1, weekly=0, monthly=0) == {twice[1]}
+    assert files.kept(twice, daily=1, weekly=0, monthly=0, recent_after=twice[0] - timedelta(hours=1)) == set(twice)
 
 
 def test_prune_removes_only_verified_files_of_this_host_that_retention_drops(world: dict, settings) -> None:
-    settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_WEEKLY, settings.BACKUP_KEEP_MONTHLY = 1, 0, 0
     first, second = take(), take()
+    settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_WEEKLY, settings.BACKUP_KEEP_MONTHLY = 1, 0, 0
     Backup.objects.filter(pk=first.pk).update(started_at=first.started_at - timedelta(days=2))
     stranger = Path(settings.BACKUP_DIR) / "copied-in.tar.gz.age"
     stranger.write_bytes(b"someone else's")
@@ -315,6 +318,10 @@ def test_the_copy_command_gets_the_path_and_its_failure_fails_the_run(world: dic
         take()
     failed = Backup.objects.order_by("-id").first()
     assert failed.state == BackupState.FAILED and failed.verified_at is not None  # a good file, not off the host
+    # It is a good backup all the same: retention counts it (copies failing for days must not pile files up).
+    settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_WEEKLY, settings.BACKUP_KEEP_MONTHLY = 1, 0, 0
+    Backup.objects.exclude(pk=failed.pk).update(started_at=failed.started_at - timedelta(days=2))
+    assert backups.prune() == [run.file_name] and Path(failed.path).exists()
 
 
 def test_backup_command_prints_the_path_last(world: dict, capsys) -> None:
@@ -520,3 +527,25 @@ def test_with_recipients_a_backup_opens_only_with_an_identity_and_age_reads_it(
     wipe_to_fresh_install()
     restore_here(Path(run.path))
     assert set(User.objects.values_list("username", flat=True)) == {"alice", "bob"}
+
+
+def test_a_restore_gives_back_every_row_as_it_was_groups_permissions_and_directory_sources_included(
+    world: dict, alice: User, bob: User
+) -> None:
+    editors = Group.objects.create(name="editors")
+    editors.permissions.add(Permission.objects.get(codename="view_team"))
+    alice.groups.add(editors)
+    bob.user_permissions.add(Permission.objects.get(codename="change_grant"))
+    web = Team.objects.get(name="web")
+    group = DirectoryGroup.objects.create(team=web, dn="cn=web,ou=groups,dc=example,dc=org", role="maintainer")
+    Membership.objects.get(team=web, user=bob).directory_groups.add(group)
+    before = contents.dump()
+    path = Path(take().path)
+    wipe_to_fresh_install()
+    Permission.objects.filter(codename="view_team").update(name="renamed, same natural key")
+    restore_here(path, force=True)
+    assert contents.dump() == before
+    assert list(User.objects.get(username="bob").user_permissions.values_list("codename", flat=True)) == [
+        "change_grant"
+    ]
+    assert Membership.objects.get(team=web, user=bob).directory_groups.get() == group

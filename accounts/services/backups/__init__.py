@@ -248,12 +248,14 @@ def read_file(path: Path, passphrase: str | None = None) -> Contents:
 def prune(now: datetime | None = None) -> list[str]:
     """Retention over the verified backups in BACKUP_DIR; removes the others' files, returns their names.
 
-    Only files this host wrote and verified count; a failed run's file is left for the operator to look at.
+    Backups of the last 24 hours are all kept. Only files this host wrote and verified count (a verified
+    file whose copy off the host failed too: it is a good backup); a file that did not verify is left for
+    the operator to look at.
     """
     directory = Path(settings.BACKUP_DIR)
     runs = [
         run
-        for run in Backup.objects.filter(state=BackupState.VERIFIED, deleted_at__isnull=True).exclude(path="")
+        for run in Backup.objects.filter(verified_at__isnull=False, deleted_at__isnull=True).exclude(path="")
         if Path(run.path).parent == directory
     ]
     keep = files.kept(
@@ -261,6 +263,7 @@ def prune(now: datetime | None = None) -> list[str]:
         daily=settings.BACKUP_KEEP_DAILY,
         weekly=settings.BACKUP_KEEP_WEEKLY,
         monthly=settings.BACKUP_KEEP_MONTHLY,
+        recent_after=(now or timezone.now()) - timedelta(days=1),
     )
     removed = []
     for run in runs:

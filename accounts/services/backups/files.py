@@ -76,14 +76,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def kept(times: Iterable[datetime], *, daily: int, weekly: int, monthly: int) -> set[datetime]:
+def kept(
+    times: Iterable[datetime], *, daily: int, weekly: int, monthly: int, recent_after: datetime | None = None
+) -> set[datetime]:
     """Which backups retention keeps: the newest of each of the last ``daily`` days that have one,
     of the last ``weekly`` ISO weeks and of the last ``monthly`` months (grandfather-father-son).
 
-    The newest backup is always kept, whatever the settings.
+    The newest backup is always kept, whatever the settings, and so is every one made after
+    ``recent_after`` (a "back up now" before a change is not removed by the scheduled run that follows).
     """
     ordered = sorted(set(times), reverse=True)
     keep: set[datetime] = set(ordered[:1])
+    if recent_after is not None:
+        keep |= {when for when in ordered if when > recent_after}
     for count, period in (
         (daily, lambda t: t.date()),
         (weekly, lambda t: t.isocalendar()[:2]),
