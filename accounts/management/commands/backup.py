@@ -31,7 +31,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, output_dir: Path | None, unencrypted: bool, **options: Any) -> None:
         context = AuditContext.system("manage.py backup")
-        say = (lambda stage: self.stderr.write(f"... {stage}")) if options["verbosity"] >= 2 else None
+        verbosity = options["verbosity"]
+
+        def say(stage: str) -> None:  # the stages on stderr; each model read only with -v 2
+            if verbosity >= 2 or (verbosity == 1 and not stage.startswith("read ")):
+                self.stderr.write(f"... {stage}")
+
         try:
             run = backups.take(
                 context, fragments=config.backup_fragments(), output_dir=output_dir, encrypted=not unencrypted, say=say

@@ -52,7 +52,9 @@ class Command(BaseCommand):
             self._confirm()
         context = AuditContext.system(f"manage.py restore_backup {file.name}")
         try:
-            done = restore.restore(backup, name=file.name, context=context, force=force)
+            done = restore.restore(
+                backup, name=file.name, context=context, force=force, progress=self._progress(options)
+            )
         except backups.BackupError as exc:
             raise CommandError(f"not restored, nothing changed: {exc}") from None
         total = sum(done["counts"].values())
@@ -69,6 +71,17 @@ class Command(BaseCommand):
         )
         for path in written:
             self.stderr.write(f"wrote {path}")
+
+    def _progress(self, options: dict[str, Any]) -> restore.contents.Progress | None:
+        """A line on stderr as each model's rows are written (a restore of 50k grants takes seconds)."""
+        if options["verbosity"] < 1:
+            return None
+
+        def written(label: str, rows: int) -> None:
+            if rows:
+                self.stderr.write(f"... wrote {rows:,} {restore.contents.model(label)._meta.verbose_name_plural}")
+
+        return written
 
     def _confirm(self) -> None:
         if not sys.stdin.isatty():
