@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 from kombu import Connection
+from playwright.sync_api import expect
 
 from accounts import policy, services
 from accounts.models import Backup, BackupState, CredentialPepper, User
@@ -39,6 +40,7 @@ from tests.e2e_stack import AppServer, celery_process, eventually, private_redis
 from tests.harness import require_binary
 from tests.harness.clients import Skopeo
 from tests.harness.ociimage import OciImage
+from tests.ops.test_browser import browser, csp_problems, shot, sign_in  # noqa: F401 - the fixture too
 from tests.ops.test_celery_worker import redis_or_skip
 from tests.ops.test_registry_e2e import creds, image, people  # noqa: F401 - fixtures too
 from tests.ops.test_rotation_e2e import WORKER, job_records, registry_starts, wait_for
@@ -317,3 +319,45 @@ def test_a_wrong_key_a_truncated_file_and_a_newer_schema_each_leave_the_database
         assert "not restored, nothing changed" in result.stderr and reason in result.stderr, result.stderr
         assert state_of() == before, path.name
     assert "accounts.9999_from_a_newer_release" in result.stderr and "upgrade registryadmin" in result.stderr
+
+
+# 5. The page: "back up now" in a real browser, a real worker, then the download -------------------
+
+
+def test_an_admin_backs_up_now_in_the_browser_sees_it_verified_and_downloads_it(
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
+    browser: object,  # noqa: F811
+) -> None:
+    redis_or_skip()
+    make_user("ada", is_superuser=True)
+    configure_a_registry()
+    with private_redis_db() as broker:
+        env = subprocess_env | {
+            "CELERY_BROKER_URL": broker,
+            "BACKUP_KEY": BACKUP_KEY,
+            "BACKUP_DIR": str(tmp_path / "backups"),
+        }
+        app = AppServer(env, tmp_path).start()
+        try:
+            with celery_process("worker", env, tmp_path / "worker.log", *WORKER):
+                page = sign_in(browser, app.url, "ada")
+                page.goto(app.url + "/manage/backups/")
+                page.get_by_role("button", name="Back up now").click()
+                page.wait_for_load_state("networkidle")
+                # The row polls itself until the worker is done: no reload by the test.
+                expect(page.locator("table").get_by_text("verified", exact=False).first).to_be_visible(timeout=90_000)
+                with page.expect_download() as download:
+                    page.get_by_role("link", name="Download").first.click()
+                saved = tmp_path / "downloaded"
+                download.value.save_as(saved)
+                shot(page, "backups-verified")
+                assert csp_problems(page) == [] and page.console_errors == [], page.console_errors
+        finally:
+            app.stop()
+    (run,) = Backup.objects.all()
+    assert run.state == BackupState.VERIFIED and run.requested_by_name == "ada"
+    assert saved.read_bytes() == Path(run.path).read_bytes()
+    assert saved.read_bytes().startswith(b"age-encryption.org/v1\n-> scrypt ")
+    assert AuditRecord.objects.filter(detail__action="backup.download", actor="ada").count() == 1
+    assert AuditRecord.objects.filter(detail__action="backup.request", actor="ada").count() == 1
