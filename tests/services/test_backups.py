@@ -549,3 +549,17 @@ def test_a_restore_gives_back_every_row_as_it_was_groups_permissions_and_directo
         "change_grant"
     ]
     assert Membership.objects.get(team=web, user=bob).directory_groups.get() == group
+
+
+def test_rows_that_do_not_fit_this_database_are_refused_whole(taken: Path, tmp_path: Path) -> None:
+    backup = backups.read_file(taken)
+    users = backup.rows["accounts.user"]
+    users.append({"pk": 999, "fields": {**users[0]["fields"]}})  # a second alice: the unique name refuses it
+    manifest = {k: v for k, v in backup.manifest.items() if k != "members"}
+    manifest["counts"]["accounts.user"] += 1
+    odd = tmp_path / "odd.tar.gz"
+    odd.write_bytes(archive.pack(manifest, backup.rows, backup.secrets, backup.files))
+    before = contents.dump()
+    with pytest.raises(CommandError, match="nothing changed: the backup's rows do not fit here"):
+        restore_here(odd, force=True)
+    assert contents.dump() == before

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.serializers.base import DeserializationError
+from django.db import DatabaseError
 
 from accounts.registry import config, htpasswd
 from accounts.services import backups
 from accounts.services.backups import restore
 from audit.context import AuditContext
+from registryadmin.faults import one_line
 
 
 class Command(BaseCommand):
@@ -57,6 +60,10 @@ class Command(BaseCommand):
             )
         except backups.BackupError as exc:
             raise CommandError(f"not restored, nothing changed: {exc}") from None
+        except (DatabaseError, DeserializationError) as exc:  # rows that do not fit this schema, rolled back
+            raise CommandError(
+                f"not restored, nothing changed: the backup's rows do not fit here: {one_line(exc)}"
+            ) from None
         total = sum(done["counts"].values())
         try:
             written = config.write_after_restore()
