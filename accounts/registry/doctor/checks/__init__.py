@@ -1,0 +1,1 @@
+"""One module per doctor check, each ``check(target, state) -> Check``."""

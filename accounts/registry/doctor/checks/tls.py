@@ -1,0 +1,9 @@
+"""The ``tls`` check (not written yet: reported as skipped)."""
+
+from __future__ import annotations
+
+from accounts.registry.doctor.model import Check, State, Target
+
+
+def check(target: Target, state: State) -> Check:
+    return Check("tls", "skip", "not checked yet")

@@ -1,0 +1,9 @@
+"""The ``token_trust`` check (not written yet: reported as skipped)."""
+
+from __future__ import annotations
+
+from accounts.registry.doctor.model import Check, State, Target
+
+
+def check(target: Target, state: State) -> Check:
+    return Check("token_trust", "skip", "not checked yet")
