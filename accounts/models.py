@@ -636,3 +636,47 @@ class Backup(models.Model):
     @property
     def file_name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+class DoctorStatus(models.TextChoices):
+    """A doctor run's worst check: fail over warn over ok (skipped checks count as ok)."""
+
+    OK = "ok", "ok"
+    WARN = "warn", "warn"
+    FAIL = "fail", "fail"
+
+
+class DoctorRun(models.Model):
+    """One run of the registry doctor on a registry: every check's status, summary, evidence and fix.
+
+    ``results`` is the report as ``manage.py doctor --format json`` prints it (``Report.as_dict()``);
+    ``worst`` sums it up for lists and the home page's alert. ``url`` is where the doctor probed
+    (a proxy's address when one was given), ``origin`` the browser origin it tried CORS with.
+    Scheduled runs are the daily job's; the others name who asked. Never part of a backup: it is
+    this host's view of the registries at the time.
+    """
+
+    registry = models.ForeignKey(Registry, on_delete=models.CASCADE, related_name="doctor_runs")
+    started_at = models.DateTimeField(default=timezone.now)
+    seconds = models.FloatField(default=0.0)
+    url = models.CharField(max_length=2048)
+    origin = models.CharField(max_length=2048, blank=True)
+    worst = models.CharField(max_length=4, choices=DoctorStatus.choices)
+    results = models.JSONField(default=dict)
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    scheduled = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["registry", "-started_at", "-id"], name="doctor_run_latest")]
+
+    def __str__(self) -> str:
+        return f"doctor run {self.pk} on {self.registry_id}: {self.worst}"
+
+    @property
+    def checks(self) -> list[dict]:
+        return list(self.results.get("checks", []))
+
+    @property
+    def failed_ids(self) -> list[str]:
+        return [check["id"] for check in self.checks if check.get("status") == DoctorStatus.FAIL]

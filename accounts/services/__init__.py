@@ -12,7 +12,7 @@ One module per concern (``users``, ``teams``, ``registries``, ``grants``,
 import from here (``from accounts import services``).
 """
 
-from accounts.services import backups, directory, directory_sync, limits, reminders, reviews, rewrap, unused
+from accounts.services import backups, directory, directory_sync, doctor, limits, reminders, reviews, rewrap, unused
 from accounts.services._common import USER_FIELDS, grant_state, user_state
 from accounts.services.credentials import (
     ROBOT_GRACE,
@@ -96,6 +96,7 @@ __all__ = [
     "directory",
     "directory_sync",
     "disable_password",
+    "doctor",
     "ensure_keys",
     "ensure_repository",
     "grant_state",

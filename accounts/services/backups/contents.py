@@ -79,6 +79,7 @@ EXCLUDED: dict[str, str] = {
     "accounts.authzstate": "version tags of the token cache: made fresh on every host",
     "accounts.backup": "this host's backup runs and files",
     "accounts.credentialpepper": "carried decrypted in the backup's peppers, with this host's own",
+    "accounts.doctorrun": "this host's doctor history",
 }
 
 # Values wrapped under KEY_ENCRYPTION_KEY: carried decrypted, wrapped again on the way back.
