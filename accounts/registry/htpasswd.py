@@ -243,3 +243,28 @@ def _sync_on_commit() -> None:
         sync_all()
     except Exception:
         logger.exception("htpasswd: could not rewrite the file after a change; the periodic sync will retry")
+
+
+# The doctor's probe ---------------------------------------------------------
+
+
+@contextmanager
+def probe_entry(registry: Registry, name: str, hashed: str) -> Iterator[Path]:
+    """Add ``name:hashed`` to ``registry``'s file for the duration of the block, then put the file back as it was.
+
+    The sync lock is held throughout: a sync that would drop the probe (a false "not read") or that
+    the restore would overwrite (a change lost) waits, then renders from the database as usual.
+    The file must exist: the probe never creates one the registry would then take as the real list.
+    """
+    problem = entry_problem(name, hashed)
+    if problem:
+        raise HtpasswdError(f"cannot write the probe entry: {problem}")
+    path = path_for(registry)
+    with _locked(Path(settings.DATA_DIR) / "registry" / ".htpasswd-sync.lock"):
+        before = path.read_text(encoding="utf-8")
+        separator = "" if not before or before.endswith("\n") else "\n"
+        write(path, f"{before}{separator}{name}:{hashed}\n")
+        try:
+            yield path
+        finally:
+            write(path, before)
