@@ -118,7 +118,17 @@ def peer_chain(url: str, timeout: float = TIMEOUT) -> list[bytes]:
             socket.create_connection((host, port), timeout=timeout) as raw,
             context.wrap_socket(raw, server_hostname=host) as wrapped,
         ):
-            getter = getattr(wrapped, "get_unverified_chain", None)
-            return [bytes(c) for c in getter()] if getter else [wrapped.getpeercert(binary_form=True)]
+            getter = getattr(wrapped, "get_unverified_chain", None) or getattr(
+                wrapped._sslobj,  # Python 3.10-3.12 have it, unnamed, on the socket object
+                "get_unverified_chain",
+                None,
+            )
+            return [_der(c) for c in getter()] if getter else [wrapped.getpeercert(binary_form=True)]
     except OSError as exc:
         raise Unreachable(host, port, str(exc)) from None
+
+
+def _der(certificate: object) -> bytes:
+    """DER bytes of one chain entry: bytes already (3.13), or ``_ssl.Certificate`` (3.10-3.12)."""
+    public_bytes = getattr(certificate, "public_bytes", None)
+    return public_bytes(ssl._ssl.ENCODING_DER) if public_bytes else bytes(certificate)  # type: ignore[attr-defined]
