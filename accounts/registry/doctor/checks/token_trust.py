@@ -208,16 +208,22 @@ def _config_cause(target: Target, current: Signer, evidence: list[str]) -> Cause
     if token.get("service") != service:
         fix = [f"in {target.registry_config}: auth.token.service: {service}", "then restart the registry"]
         return Cause(f"its service is {token.get('service')!r}, this registry's (our aud) is {service!r}", fix)
+    return _bundle_cause(target, current, evidence)
+
+
+def _bundle_cause(target: Target, current: Signer, evidence: list[str]) -> Cause | None:
+    """Issuer and service agree: either the bundle it names lacks our key, or it has not loaded it yet."""
     bundle = _their_bundle(target)
-    if bundle is None:
-        return None
-    holds, line = _bundle_holds(bundle, current)
-    evidence.append(line)
-    if holds is False:
-        return Cause(f"its certificate bundle {bundle} lacks our key", _bundle_fix(target, restart=True))
+    holds, line = _bundle_holds(bundle, current) if bundle is not None else (None, "")
+    evidence += [line] if line else []
     if holds is None:
         return None
-    fix = ["restart the registry: it reads rootcertbundle only at start"]
+    if not holds:
+        return Cause(f"its certificate bundle {bundle} lacks our key", _bundle_fix(target, restart=True))
+    fix = [
+        "restart the registry: it reads rootcertbundle only at start",
+        "and check that no REGISTRY_AUTH_TOKEN_* environment variable overrides its config.yml",
+    ]
     return Cause("its config and bundle are right, but it has not loaded them since (restart it)", fix)
 
 
