@@ -12,6 +12,7 @@ from django.urls import include, path
 from accounts.web.views import (
     access,
     backups,
+    doctor,
     grants,
     home,
     keys,
@@ -103,6 +104,7 @@ registry_patterns = [
     path("<str:service>/prepare", registries.registry_prepare, name="prepare"),
     path("<str:service>/rotate-secret", registries.registry_rotate_secret, name="rotate_secret"),
     path("<str:service>/bundle.pem", registries.registry_bundle, name="bundle"),
+    path("<str:service>/doctor", doctor.registry_doctor, name="doctor"),  # GET: overseers; POST runs it: admins
 ]
 
 repository_patterns = [

@@ -120,6 +120,7 @@ TABLE: dict[str, Row] = {
     "registries:prepare": Row(lambda w: {"service": "registry"}, None, ADMINS),
     "registries:rotate_secret": Row(lambda w: {"service": "registry"}, None, ADMINS),
     "registries:bundle": Row(lambda w: {"service": "registry"}, OVERSEERS, None),
+    "registries:doctor": Row(lambda w: {"service": "registry"}, OVERSEERS, ADMINS),  # no URL here: ada gets a 409
     "keys:list": Row(none, OVERSEERS, None),
     "keys:rotate": Row(none, None, ADMINS),
     "jobs:list": Row(none, OVERSEERS, None),

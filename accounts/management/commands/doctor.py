@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Registry
 from accounts.registry import doctor
+from accounts.registry.doctor.targets import NoTarget, target_for
 
 ACTIONS = ("pull", "push", "delete")
 
@@ -51,21 +52,18 @@ class Command(BaseCommand):
         config = options["registry_config"]
         if config is not None and not config.is_file():
             raise CommandError(f"--registry-config {config} is not a readable file")
-        direct = registry.url or options["url"]
-        if not direct:
-            raise CommandError(
-                f"registry {registry.service} has no URL: set it on its page (or in the admin), or pass --url"
+        try:
+            return target_for(
+                registry,
+                options["url"],
+                origin=options["origin"],
+                registry_config=config,
+                user=options["user"],
+                repository=options["repository"],
+                action=options["action"],
             )
-        return doctor.Target(
-            registry=registry,
-            url=(options["url"] or direct).rstrip("/"),
-            direct_url=direct.rstrip("/"),
-            origin=options["origin"],
-            registry_config=config,
-            user=options["user"],
-            repository=options["repository"],
-            action=options["action"],
-        )
+        except NoTarget as exc:
+            raise CommandError(str(exc)) from None
 
     def _registry(self, service: str | None) -> Registry:
         if service:
