@@ -81,6 +81,11 @@ def doctor(row: Registry, server: RegistryServer, *ids: str, with_config: bool =
     return {check_id: checks[check_id](target, state) for check_id in ids}
 
 
+def manage_doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "manage.py", "doctor", "--registry", SERVICE, *args]
+    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def restart_with(server: RegistryServer, extra: dict) -> None:
     server.stop()
     server.config = deep_merge(server.config, extra)
@@ -96,14 +101,7 @@ def test_a_healthy_token_registry_is_ok_and_the_command_prints_the_json_contract
     assert found["token_trust"].status == "ok", found["token_trust"]
     assert "current and our next key" in found["token_trust"].summary
     assert not run(Target(row, server.url, server.url)).failed
-    result = subprocess.run(
-        [sys.executable, "manage.py", "doctor", "--registry", SERVICE, "--format", "json"],
-        cwd=REPO_ROOT,
-        env=world,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage_doctor(world, "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["registry"] == SERVICE and report["url"] == server.url
@@ -184,6 +182,9 @@ def test_a_wrong_issuer_fails_and_the_config_says_issuer(
     inside = doctor(row, server, "token_trust", with_config=True)["token_trust"]
     assert inside.status == "fail" and "its issuer is 'not-registryadmin'" in inside.summary, inside
     assert any("auth.token.issuer: registryadmin" in line for line in inside.fix)
+    printed = manage_doctor(world, "--registry-config", str(server.config_path))
+    assert printed.returncode == 1, printed.stdout + printed.stderr
+    assert "[FAIL] token_trust: the registry refuses our tokens: its issuer is 'not-registryadmin'" in printed.stdout
     restart_with(server, {"auth": {"token": {"issuer": "registryadmin"}}})
     assert doctor(row, server, "token_trust", with_config=True)["token_trust"].status == "ok"
 
