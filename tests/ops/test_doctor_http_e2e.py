@@ -3,12 +3,14 @@
 A token-mode registry trusts our signing keys (the bundle we publish); in front of it, the test's
 forwarding proxy drops ``Authorization``, shifts ``Date`` by ten minutes or answers 429. TLS is the
 registry's own (``http.tls``) with certificates made here: expired, self-signed, then renewed or
-trusted through ``certs.d``. CORS is the registry's ``http.headers``. A healthy registry gives no
-fail, and ``manage.py doctor --format json`` says the same as the checks called directly.
+trusted through ``certs.d``. CORS is the registry's ``http.headers``, and Chromium, calling from a
+page at the origin, agrees with each cors verdict. A healthy registry gives no fail, and
+``manage.py doctor --format json`` says the same as the checks called directly.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from accounts.registry.doctor.model import Check, State
 from tests.conftest import REPO_ROOT
 from tests.harness import require_binary
 from tests.harness.registry import RegistryServer
+from tests.ops.test_browser import browser  # noqa: F401 - the Chromium fixture
 from tests.registry.test_doctor_http_checks import (
     ORIGIN,
     ProxyRules,
@@ -139,6 +142,52 @@ def test_cors_warns_without_headers_and_the_fix_applied_is_ok(bundle: Path) -> N
         with serve(forwarding_proxy(fixed.url, ProxyRules(answer_preflight=True))) as answering:
             ok = cors.check(target(answering, direct=fixed.url, origin=ORIGIN), State())
     assert ok.status == "ok", ok
+
+
+class UiPage(http.server.BaseHTTPRequestHandler):
+    """The browser UI's origin: one empty page, from which the test's script calls the registry."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>registry ui</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+CALL_WITH_AUTHORIZATION = """async (url) => {
+  try {
+    const answer = await fetch(url, {headers: {Authorization: "Basic dWk6dWk="}});
+    return `answered ${answer.status}`;
+  } catch (error) {
+    return `refused: ${error}`;
+  }
+}"""
+
+
+def test_cors_verdicts_are_what_chromium_does(bundle: Path, browser: Any) -> None:  # noqa: F811 - the fixture
+    """warn: Chromium refuses the call (no headers; headers but a 401 preflight); ok: the call goes through."""
+    require_binary("docker-registry")
+    with serve(UiPage) as origin:
+        page = browser.new_page()
+        page.goto(f"{origin}/")
+        with RegistryServer(token_auth(bundle)) as bare:
+            doctor_says = cors.check(target(bare.url, origin=origin), State())
+            browser_says = page.evaluate(CALL_WITH_AUTHORIZATION, f"{bare.url}/v2/")
+        assert (doctor_says.status, browser_says) == ("warn", "refused: TypeError: Failed to fetch")
+        headers = _headers_from_fix(doctor_says.fix)
+        with RegistryServer(token_auth(bundle) | {"http": {"headers": headers}}) as fixed:
+            doctor_says = cors.check(target(fixed.url, origin=origin), State())
+            browser_says = page.evaluate(CALL_WITH_AUTHORIZATION, f"{fixed.url}/v2/")
+            assert (doctor_says.status, browser_says) == ("warn", "refused: TypeError: Failed to fetch")
+            with serve(forwarding_proxy(fixed.url, ProxyRules(answer_preflight=True))) as answering:
+                doctor_says = cors.check(target(answering, direct=fixed.url, origin=origin), State())
+                browser_says = page.evaluate(CALL_WITH_AUTHORIZATION, f"{answering}/v2/")
+        assert (doctor_says.status, browser_says) == ("ok", "answered 401")
 
 
 def _headers_from_fix(fix: list[str]) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 
-from accounts.registry.doctor.http import Unreachable, fetch
+from accounts.registry.doctor.http import TLSRefused, Unreachable, fetch
 from accounts.registry.doctor.model import Check, State, Target
 from accounts.registry.tokens import NBF_BACKDATE
 
@@ -27,7 +27,7 @@ def check(target: Target, state: State) -> Check:
         return Check("clock", "skip", f"the registry cannot be reached: {state.unreachable_reason}")
     try:
         ours, date = _probe(target.url)
-    except Unreachable as exc:
+    except (Unreachable, TLSRefused) as exc:
         return Check("clock", "skip", f"the registry cannot be reached: {exc}")
     ttl = int(settings.TOKEN_TTL)
     if ttl < MIN_EXPIRES_IN:
@@ -55,7 +55,7 @@ def _probe(url: str) -> tuple[datetime, str]:
 
 
 def _judge(ours: datetime, theirs: datetime, ttl: int) -> Check:
-    skew = (theirs - ours).total_seconds()
+    skew = float(round((theirs - ours).total_seconds()))  # Date has whole seconds: no "-0 s"
     limit = ttl - NBF_BACKDATE
     direction = "ahead of" if skew > 0 else "behind"
     evidence = [

@@ -9,7 +9,7 @@ must also be answered with a 2xx status: registry 2.8 answers ``OPTIONS`` with 4
 
 from __future__ import annotations
 
-from accounts.registry.doctor.http import Answer, Unreachable, fetch
+from accounts.registry.doctor.http import Answer, TLSRefused, Unreachable, fetch
 from accounts.registry.doctor.model import Check, State, Target
 
 
@@ -27,7 +27,7 @@ def check(target: Target, state: State) -> Check:
     try:
         preflight = fetch("OPTIONS", f"{target.url}/v2/", asked, verify=False)
         answer = fetch("GET", f"{target.url}/v2/", {"Origin": origin}, verify=False)
-    except Unreachable as exc:
+    except (Unreachable, TLSRefused) as exc:
         return Check("cors", "skip", f"the registry cannot be reached: {exc}")
     return _judge(origin, preflight, answer)
 

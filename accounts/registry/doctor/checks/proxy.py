@@ -14,7 +14,7 @@ import uuid
 from django.conf import settings
 
 from accounts.models import AuthMode
-from accounts.registry.doctor.http import Answer, Unreachable, endpoint, fetch
+from accounts.registry.doctor.http import Answer, TLSRefused, Unreachable, endpoint, fetch
 from accounts.registry.doctor.model import Check, State, Target
 from accounts.registry.keys import current_signer
 from accounts.registry.tokens import NBF_BACKDATE
@@ -33,11 +33,11 @@ def check(target: Target, state: State) -> Check:
     headers = _probe_headers(target)
     try:
         direct = fetch("GET", f"{target.direct_url}/v2/", headers, verify=False)
-    except Unreachable as exc:
+    except (Unreachable, TLSRefused) as exc:
         return _unreachable(exc, "the registry's own address (the registry row's URL)")
     try:
         through = fetch("GET", f"{target.url}/v2/", headers, verify=False)
-    except Unreachable as exc:
+    except (Unreachable, TLSRefused) as exc:
         return _unreachable(exc, "the address clients use (--url)")
     return _compare(direct, through, with_token=bool(headers))
 
@@ -84,14 +84,14 @@ def _direct_only(target: Target, state: State) -> Check:
     if answer is None:
         try:
             answer = fetch("GET", f"{target.url}/v2/", verify=False)
-        except Unreachable as exc:
+        except (Unreachable, TLSRefused) as exc:
             return _unreachable(exc, "the registry's address")
     _, host, port = endpoint(target.url)
     summary = f"{host}:{port} answers (no --url given: no proxy to compare)"
     return Check("proxy", "ok", summary, [f"GET /v2/: {answer.status}"])
 
 
-def _unreachable(exc: Unreachable, what: str) -> Check:
+def _unreachable(exc: Unreachable | TLSRefused, what: str) -> Check:
     summary = f"{exc.host}:{exc.port}, {what}, cannot be reached: {exc.reason}"
     fix = [
         f"check that something listens on {exc.host}:{exc.port} (a wrong port, a stopped registry or proxy)",

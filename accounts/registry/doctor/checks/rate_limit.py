@@ -9,7 +9,7 @@ failed sign-ins (``AuthHold`` rows still in force) are shown beside, and warn wh
 from __future__ import annotations
 
 from accounts.models import AuthHold
-from accounts.registry.doctor.http import Answer, Unreachable, fetch
+from accounts.registry.doctor.http import Answer, TLSRefused, Unreachable, fetch
 from accounts.registry.doctor.model import Check, State, Target
 from accounts.services import limits
 
@@ -22,7 +22,7 @@ def check(target: Target, state: State) -> Check:
     try:
         while len(answers) < REPEATS + 1:
             answers.append(fetch("GET", f"{target.url}/v2/", verify=False))
-    except Unreachable as exc:
+    except (Unreachable, TLSRefused) as exc:
         if not answers:
             return _with_holds(Check("rate_limit", "skip", f"the registry cannot be reached: {exc}"))
     evidence = [f"GET /v2/ {len(answers)} times: {', '.join(str(a.status) for a in answers)}"]
