@@ -6,6 +6,7 @@ from celery import shared_task
 
 from accounts import services
 from accounts.registry import config, htpasswd
+from accounts.registry.doctor import daily
 from audit.context import AuditContext
 from audit.jobs import run_job
 
@@ -92,3 +93,9 @@ def backup(run_id: int | None = None) -> dict:
         return {"file": done.file_name, "size": done.size, "rows": sum(done.counts.values())}
 
     return run_job("backup", work)
+
+
+@shared_task(name="accounts.tasks.doctor_registries")
+def doctor_registries() -> dict:
+    """Daily (SCHEDULE_DOCTOR): the doctor on every registry with a URL; admins mailed when a check turns to fail."""
+    return run_job("doctor_registries", lambda: daily.run_all(AuditContext.system("job:doctor_registries")))

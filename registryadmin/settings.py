@@ -417,6 +417,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envcrontab("SCHEDULE_EXPIRY_REMINDERS", "0 7 * * *"),
         "options": {"expires": 3600},
     },
+    "doctor-registries": {
+        "task": "accounts.tasks.doctor_registries",
+        "schedule": envcrontab("SCHEDULE_DOCTOR", "50 6 * * *"),
+        "options": {"expires": 3600},
+    },
 }
 _sync_ldap = envcrontab("SCHEDULE_SYNC_LDAP", "0 * * * *")
 if LDAP_ENABLED:

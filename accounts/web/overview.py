@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from accounts import authz
-from accounts.models import Grant, PersonalAccessToken, Registry, Repository, Robot, Team, User
+from accounts.models import DoctorRun, DoctorStatus, Grant, PersonalAccessToken, Registry, Repository, Robot, Team, User
 from audit.charts import Chart, attempts_chart, floor_day
 from audit.filters import AuditFilter
 from audit.models import AuditRecord, Kind
@@ -93,6 +93,14 @@ def failed_jobs(now: datetime) -> list[AuditRecord]:
     """Scheduled jobs that ended in an error during the past week."""
     records = AuditRecord.objects.filter(kind=Kind.JOB, time__gte=now - SOON).exclude(outcome="success")
     return list(records.order_by("-time", "-id")[:LIMIT])
+
+
+def doctor_failures() -> list[DoctorRun]:
+    """The latest doctor run of each registry, where it failed (one query, however long the history)."""
+    latest = DoctorRun.objects.filter(registry=OuterRef("pk")).order_by("-started_at", "-id").values("pk")[:1]
+    latest_ids = Registry.objects.annotate(latest=Subquery(latest)).values("latest")
+    failed = DoctorRun.objects.filter(pk__in=latest_ids, worst=DoctorStatus.FAIL).select_related("registry")
+    return list(failed.order_by("registry__service")[:LIMIT])
 
 
 def led_teams(user: User) -> list[Team]:

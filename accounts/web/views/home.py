@@ -47,6 +47,7 @@ def _overview(user: User) -> dict[str, Any]:
         "chart": parts.week_chart(now),
         "denials": parts.recent_denials(now),
         "failed_jobs": parts.failed_jobs(now),
+        "doctor_failures": parts.doctor_failures(),
         "bursts": failed_login_bursts(now),
         "expiring": parts.expiring(now),
         "holds": services.limits.active_holds(now),
