@@ -9,8 +9,9 @@ tells the admins once when a check starts failing, not every day while it keeps 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,8 +20,24 @@ from accounts.models import DoctorRun, DoctorStatus, Registry
 from audit.context import AuditContext
 from audit.services import record_change
 
-if TYPE_CHECKING:  # the doctor (registry layer) calls in here, never the other way round
-    from accounts.registry.doctor.model import Report
+
+class CheckResult(Protocol):
+    """One check of a report, as far as the history needs it."""
+
+    id: str
+    status: str
+
+
+class Report(Protocol):
+    """What is kept of ``accounts.registry.doctor.Report``: the doctor calls in here, never the other way round."""
+
+    url: str
+    seconds: float
+
+    @property
+    def checks(self) -> Sequence[CheckResult]: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
 
 
 def worst(report: Report) -> str:
