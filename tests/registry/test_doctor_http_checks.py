@@ -115,6 +115,47 @@ def make_certificate(
     return Issued(cert_path, key_path, ca_path)
 
 
+def _ca(
+    name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey
+) -> x509.Certificate:
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signer, hashes.SHA256())
+    )
+
+
+def make_chain(directory: Path, *, send_intermediate: bool, host: str = "127.0.0.1") -> Issued:
+    """root -> intermediate -> server; the server's file holds the intermediate too when ``send_intermediate``."""
+    root_key, middle_key, key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    root = _ca("doctor test root", root_key, _name("doctor test root"), root_key)
+    middle = _ca("doctor test intermediate", middle_key, root.subject, root_key)
+    now = datetime.now(UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name(host))
+        .issuer_name(middle.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([_alt(host)]), critical=False)
+        .sign(middle_key, hashes.SHA256())
+    )
+    cert_path, key_path = _write(directory, "server", leaf, key)
+    if send_intermediate:
+        cert_path.write_bytes(cert_path.read_bytes() + middle.public_bytes(serialization.Encoding.PEM))
+    root_path, _ = _write(directory, "root", root, root_key)
+    return Issued(cert_path, key_path, root_path)
+
+
 # Loopback servers ---------------------------------------------------------------------------------
 
 
@@ -303,6 +344,35 @@ def test_tls_fails_on_an_unknown_ca_and_mentions_the_chain(tmp_path: Path) -> No
     assert "not trusted here" in found.summary and "doctor test CA" in found.summary
     assert "full chain" in text(found)
     assert "certificates the server sends: 1" in found.evidence
+
+
+def test_tls_fails_on_an_incomplete_chain_and_asks_for_the_intermediates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = make_chain(tmp_path, send_intermediate=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(issued.ca))  # the root is trusted; the intermediate is not sent
+    with serve(fake_registry(Script()), tls_context(issued)) as url:
+        found = run(tls, target_for(url))
+    assert found.status == "fail"
+    assert "sends no intermediate" in found.summary and "incomplete chain" in found.summary
+    assert "put the full chain (the certificate, then its intermediates)" in text(found)
+
+
+def test_tls_is_ok_once_the_intermediate_is_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    issued = make_chain(tmp_path, send_intermediate=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(issued.ca))
+    with serve(fake_registry(Script()), tls_context(issued)) as url:
+        found = run(tls, target_for(url))
+    assert found.status == "ok", text(found)
+    assert "certificates the server sends: 2" in found.evidence
+
+
+def test_tls_fails_on_a_full_chain_from_an_unknown_root(tmp_path: Path) -> None:
+    issued = make_chain(tmp_path, send_intermediate=True)
+    with serve(fake_registry(Script()), tls_context(issued)) as url:
+        found = run(tls, target_for(url))
+    assert found.status == "fail"
+    assert "ends at CN=doctor test root, which is not trusted here" in found.summary
 
 
 def test_tls_fails_on_a_certificate_for_another_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

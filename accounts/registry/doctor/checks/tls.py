@@ -66,7 +66,7 @@ def _judge(host: str, port: int, chain: list[x509.Certificate], verdict: Verdict
         summary = f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
         return Check("tls", "fail", summary, evidence, ["check this host's clock (see clock), or reissue it"])
     if verdict.code is not None:
-        return _untrusted(host, port, leaf, len(chain), verdict, evidence)
+        return _untrusted(host, port, chain, verdict, evidence)
     if days < WARN_DAYS:
         summary = f"the certificate expires in {days:.0f} days ({leaf.not_valid_after_utc:%Y-%m-%d} UTC)"
         return Check("tls", "warn", summary, evidence, _renew_fix(host, port))
@@ -77,21 +77,28 @@ def _judge(host: str, port: int, chain: list[x509.Certificate], verdict: Verdict
     return Check("tls", "ok", f"a trusted certificate for {host}, valid for {days:.0f} more days", evidence)
 
 
-def _untrusted(host: str, port: int, leaf: x509.Certificate, sent: int, verdict: Verdict, evidence: list[str]) -> Check:
-    issuer = leaf.issuer.rfc4514_string()
+def _untrusted(host: str, port: int, chain: list[x509.Certificate], verdict: Verdict, evidence: list[str]) -> Check:
+    """Self-signed, a CA clients do not know, or a chain missing its intermediates (as far as one can tell)."""
+    leaf, top = chain[0], chain[-1]
     if verdict.code == SELF_SIGNED or leaf.issuer == leaf.subject:
         summary = "the certificate is self-signed: clients refuse it unless they are given it as a CA"
     elif verdict.code == SELF_SIGNED_IN_CHAIN:
-        summary = f"the certificate comes from a CA that clients do not know ({issuer})"
-    elif verdict.code in (NO_LOCAL_ISSUER, NO_ISSUER_LEAF) and sent == 1:
+        summary = f"the chain ends at {top.subject.rfc4514_string()}, a CA that this host does not trust"
+    elif verdict.code in (NO_LOCAL_ISSUER, NO_ISSUER_LEAF) and len(chain) == 1:
+        # Python cannot fetch the missing issuer: a private CA and a missing intermediate look the same.
         summary = (
-            f"the issuer {issuer} is not trusted here and the server sends no intermediate certificate: "
+            f"the issuer {leaf.issuer.rfc4514_string()} is not trusted here and the server sends no intermediate: "
             "either a private CA (give clients its certificate) or an incomplete chain (serve the intermediates)"
+        )
+    elif verdict.code in (NO_LOCAL_ISSUER, NO_ISSUER_LEAF):
+        summary = (
+            f"the chain the server sends ends at {top.issuer.rfc4514_string()}, which is not trusted here: "
+            "a private CA, or an intermediate still missing"
         )
     else:
         summary = f"the certificate does not verify: {verdict.reason}"
     fix = _trust_fix(host, port)
-    if sent == 1 and leaf.issuer != leaf.subject:
+    if verdict.code in (NO_LOCAL_ISSUER, NO_ISSUER_LEAF):
         fix.append(
             "if a public CA issued it: put the full chain (the certificate, then its intermediates) "
             "in the file that http.tls.certificate names, and restart the registry"
