@@ -112,7 +112,7 @@ def test_a_backup_holds_the_configuration_with_private_keys_peppers_and_files_bu
     assert backup.files["fragments/registry.yml"] == b"auth: {}\n"
     assert "audit" not in json.dumps(list(backup.rows))
     assert backup.manifest["audit_log"].startswith("not included")
-    assert backup.manifest["migrations"]["accounts"][-1].startswith("0011")
+    assert backup.manifest["migrations"]["accounts"][-1].startswith("0012")
 
 
 def test_the_file_is_age_encrypted_private_to_its_owner_and_carries_checksums(world: dict) -> None:
