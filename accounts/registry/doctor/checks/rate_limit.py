@@ -18,6 +18,8 @@ SHOWN_HOLDS = 5
 
 
 def check(target: Target, state: State) -> Check:
+    if state.reachable is False:
+        return _with_holds(Check("rate_limit", "skip", f"the registry cannot be reached: {state.unreachable_reason}"))
     answers: list[Answer] = [] if state.base_answer is None else [state.base_answer]
     try:
         while len(answers) < REPEATS + 1:

@@ -43,6 +43,8 @@ def check(target: Target, state: State) -> Check:
     scheme, host, port = endpoint(target.url)
     if scheme != "https":
         return _plain_http(host, port)
+    if state.reachable is False:  # already waited for once: a blackholed address must not cost every check
+        return Check("tls", "skip", f"{host}:{port} cannot be reached ({state.unreachable_reason}); see proxy")
     try:
         chain = [x509.load_der_x509_certificate(der) for der in peer_chain(target.url)]
     except Unreachable as exc:
