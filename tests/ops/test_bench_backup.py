@@ -72,6 +72,7 @@ def _postgres_or_skip() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.own_databases
 def test_a_tiny_run_backs_up_restores_three_ways_and_finds_the_same_counts(tmp_path: Path) -> None:
     _postgres_or_skip()
     result = backup_bench.run(TINY, tmp_path, phases=False, label="smoke")

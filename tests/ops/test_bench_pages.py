@@ -79,6 +79,7 @@ def _postgres_or_skip() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.own_databases
 def test_a_tiny_run_seeds_everything_and_measures_every_page(tmp_path: Path) -> None:
     _postgres_or_skip()
     result = pages_bench.run_seed("smoke", TINY, tmp_path, runs=2, warmups=1)
@@ -115,6 +116,7 @@ def test_a_kept_seed_writes_the_environment_to_reach_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.own_databases
 def test_a_kept_seed_is_measured_again_without_seeding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
 
