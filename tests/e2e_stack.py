@@ -8,11 +8,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import redis
 import yaml
+from celery.beat import PersistentScheduler
 
+from registryadmin.celery import app as celery_app
 from tests.conftest import REPO_ROOT
 from tests.harness.ports import free_port, wait_for_http
 from tests.harness.registry import RegistryServer, deep_merge
@@ -126,6 +129,18 @@ def celery_process(command: str, env: Mapping[str, str], log: Path, *args: str) 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def overdue(schedule_file: Path, entry: str) -> None:
+    """Beat's own schedule file, in which ``entry`` last ran an hour ago: beat sends it as it starts.
+
+    Without it a "* * * * *" entry waits for the next minute boundary (up to a minute of every run).
+    Written by Celery's PersistentScheduler itself, so the file is what beat reads and keeps.
+    """
+    scheduler = PersistentScheduler(app=celery_app, schedule_filename=str(schedule_file), lazy=False)
+    scheduler.schedule[entry].last_run_at = celery_app.now() - timedelta(hours=1)
+    scheduler.sync()
+    scheduler.close()
 
 
 # Redis databases no other test uses (7: limits, 8: directory, 11: the limits bench).

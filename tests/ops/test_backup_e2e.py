@@ -36,7 +36,7 @@ from accounts.services.backups import archive, contents, restore
 from audit.models import AuditRecord
 from registryadmin.celery import app as celery_app
 from tests.conftest import SYSTEM, make_user
-from tests.e2e_stack import AppServer, celery_process, eventually, private_redis_db, registry_for
+from tests.e2e_stack import AppServer, celery_process, eventually, overdue, private_redis_db, registry_for
 from tests.harness import require_binary
 from tests.harness.clients import Skopeo
 from tests.harness.ociimage import OciImage
@@ -87,9 +87,9 @@ def test_beat_takes_a_verified_encrypted_backup_and_the_copy_command_puts_it_off
             "BACKUP_DIR": str(backups),
             "BACKUP_COPY_COMMAND": f"cp -t {offsite}",  # the file's path is appended
         }
+        overdue(tmp_path / "beat-schedule", "backup")
         schedule = ["--schedule", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"]
         with celery_process("worker", env, worker_log, *WORKER), celery_process("beat", env, beat_log, *schedule):
-            # beat fires "* * * * *" at the next minute boundary: at most a minute away.
             wait_for(lambda: job_records("backup").exists(), 100, "the scheduled backup", beat_log, worker_log)
     assert "Sending due task backup (accounts.tasks.backup)" in beat_log.read_text()
 
