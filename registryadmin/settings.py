@@ -112,6 +112,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -322,6 +325,53 @@ BACKUP_COPY_TIMEOUT = envint("BACKUP_COPY_TIMEOUT", 600, minimum=1, maximum=8640
 BACKUP_KEEP_DAILY = envint("BACKUP_KEEP_DAILY", 7, minimum=0, maximum=3660)
 BACKUP_KEEP_WEEKLY = envint("BACKUP_KEEP_WEEKLY", 4, minimum=0, maximum=520)
 BACKUP_KEEP_MONTHLY = envint("BACKUP_KEEP_MONTHLY", 12, minimum=0, maximum=1200)
+
+# The JSON API under /api/ (accounts.api): a personal access token (Authorization: Bearer rga_...)
+# or the browser session with its CSRF token; one error shape (accounts.api.errors).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.AccessTokenAuthentication",
+        "accounts.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.SignedIn"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.Pages",
+    "DEFAULT_SCHEMA_CLASS": "accounts.api.schema.Schema",
+    "EXCEPTION_HANDLER": "accounts.api.errors.handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "registryadmin API",
+    "DESCRIPTION": (
+        "Users, teams, repositories, grants, robots, personal access tokens, registries, signing keys, "
+        "jobs, the audit log and access answers, with the same rules as the dashboard. Authenticate with "
+        "`Authorization: Bearer rga_...` (a personal access token) or the browser session (with its CSRF "
+        "token). Errors are one JSON shape: `{status, error, detail, fields}`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["accounts.api.permissions.SignedIn"],
+    "SERVE_AUTHENTICATION": [
+        "accounts.api.authentication.AccessTokenAuthentication",
+        "accounts.api.authentication.SessionAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "AUTHENTICATION_WHITELIST": [
+        "accounts.api.authentication.AccessTokenAuthentication",
+        "accounts.api.authentication.SessionAuthentication",
+    ],
+}
+
+# /metrics (Prometheus text format): a scraper presents METRICS_TOKEN as a bearer token, or comes
+# from METRICS_ALLOWED_CIDRS; with neither set, /metrics answers 404.
+METRICS_TOKEN = envsecret("METRICS_TOKEN") or ""
+METRICS_ALLOWED_CIDRS = envnetworks("METRICS_ALLOWED_CIDRS")
 
 # Celery: Redis in production; with no broker configured, kombu's filesystem
 # transport under DATA_DIR so `make run` needs no server at all.

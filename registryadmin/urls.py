@@ -13,7 +13,14 @@ urlpatterns = [
     # The admin site's own form would skip the failure limits: it signs in through ours.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
     path("admin/", admin.site.urls),
+    path("api/", include("accounts.api.urls")),
     path("audit/", include("audit.urls")),
     path("manage/jobs/", include((job_patterns, "jobs"))),
     path("", include("accounts.web.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's pages.
+handler400 = "accounts.api.errors.bad_request"
+handler403 = "accounts.api.errors.permission_denied"
+handler404 = "accounts.api.errors.page_not_found"
+handler500 = "accounts.api.errors.server_error"

@@ -1,0 +1,1 @@
+"""API serializers, one module a family of views (same names as ``views``)."""
