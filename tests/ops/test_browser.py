@@ -256,3 +256,25 @@ def test_the_live_search_filters_the_user_list_in_place(populated: None, app: Ap
         shot(page, name)
     assert csp_problems(page) == [], csp_problems(page)
     assert page.console_errors == [], page.console_errors
+
+
+def test_the_api_docs_load_from_our_own_files_under_the_csp_and_try_a_call(app: AppServer, browser) -> None:
+    """Swagger UI at /api/docs/: every asset from this server (no CDN), no CSP violation, and "Try it out"
+    on GET /api/me answers with the signed-in person through the session."""
+    make_user("ada", is_superuser=True)
+    page = sign_in(browser, app.url, "ada")
+    foreign: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(app.url) else foreign.append(request.url))
+    page.goto(app.url + "/api/docs/")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+    shot(page, "api-docs")
+    assert page.locator(".opblock-summary-path[data-path='/api/me']").count() == 1
+    page.locator(".opblock-summary-path[data-path='/api/me']").click()
+    page.locator("button:text-is('Try it out')").click()
+    page.locator("button:text-is('Execute')").click()
+    page.wait_for_selector(".responses-wrapper .response-col_status", timeout=10_000)
+    body = page.locator(".responses-wrapper .live-responses-table").inner_text()
+    assert '"username": "ada"' in body, body[:2000]
+    assert not foreign, foreign
+    assert not csp_problems(page), csp_problems(page)
+    assert not page.console_errors, page.console_errors

@@ -16,13 +16,30 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PACKAGES = ("accounts", "audit", "registryadmin")
-LAYERS = ("accounts/access", "accounts/services", "accounts/registry", "accounts/web")
+LAYERS = ("accounts/access", "accounts/services", "accounts/registry", "accounts/web", "accounts/api")
 # Who may not import whom (by dotted prefix); "everyone may import audit".
 FORBIDDEN = {
-    "accounts.access": ("accounts.services", "accounts.registry", "accounts.web", "audit", "accounts.authz"),
-    "accounts.services": ("accounts.web", "accounts.registry.views", "accounts.registry.tokens"),
-    "accounts.registry": ("accounts.web",),
-    "audit": ("accounts.web", "accounts.registry", "accounts.services", "accounts.authz", "accounts.policy"),
+    "accounts.access": (
+        "accounts.services",
+        "accounts.registry",
+        "accounts.web",
+        "accounts.api",
+        "audit",
+        "accounts.authz",
+    ),
+    "accounts.services": ("accounts.web", "accounts.api", "accounts.registry.views", "accounts.registry.tokens"),
+    "accounts.registry": ("accounts.web", "accounts.api"),
+    # The dashboard and the JSON API are two faces of the same services: neither leans on the other.
+    "accounts.web": ("accounts.api",),
+    "accounts.api": ("accounts.web",),
+    "audit": (
+        "accounts.web",
+        "accounts.api",
+        "accounts.registry",
+        "accounts.services",
+        "accounts.authz",
+        "accounts.policy",
+    ),
 }
 # Services may use these registry modules: the keys and files a registry reads, and their pure crypto.
 SERVICES_MAY_USE = ("accounts.registry.htpasswd", "accounts.registry.secrets", "accounts.registry.signing")
@@ -138,7 +155,16 @@ def readme_layout() -> dict[str, set[str]]:
 
 def test_the_readme_layout_table_names_every_module_of_every_package() -> None:
     table = readme_layout()
-    assert set(table) >= {"accounts", *LAYERS, "accounts/web/views", "accounts/web/forms", "audit", "registryadmin"}
+    assert set(table) >= {
+        "accounts",
+        *LAYERS,
+        "accounts/web/views",
+        "accounts/web/forms",
+        "accounts/api/views",
+        "accounts/api/serializers",
+        "audit",
+        "registryadmin",
+    }
     for folder, named in table.items():
         actual = {p.stem for p in (REPO_ROOT / folder).glob("*.py") if p.name != "__init__.py"}
         assert named == actual, f"README Layout row {folder}/: missing {actual - named}, stale {named - actual}"
