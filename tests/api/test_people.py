@@ -428,6 +428,13 @@ def test_a_lead_adds_a_member_with_an_audit_record(api: Api, web: Team, alice: U
     assert record.detail["target"] == "carol in web" and record.actor == "alice"
 
 
+def test_adding_someone_who_is_a_member_already_sets_their_role(api: Api, web: Team, alice: User, bob: User) -> None:
+    response = api(alice).post("/api/teams/web/members/", {"username": "bob", "role": "maintainer"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["role"] == "maintainer"
+    assert change("membership.change").detail["target"] == "bob in web"
+
+
 def test_a_lead_changes_a_role_and_removes_a_member(api: Api, web: Team, alice: User, bob: User) -> None:
     client = api(alice)
     assert client.patch("/api/teams/web/members/bob", {"role": "maintainer"}, format="json").json()["role"] == (

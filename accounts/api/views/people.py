@@ -20,6 +20,8 @@ from django.db.models import Count, Exists, IntegerField, Model, OuterRef, Q, Qu
 from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils.cache import add_never_cache_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.generics import GenericAPIView
@@ -180,6 +182,7 @@ class UsersView(GenericAPIView):
         request=s.UserCreateSerializer,
         responses={201: s.UserCreatedSerializer},
     )
+    @method_decorator(sensitive_variables("data", "typed", "password", "body"))
     def post(self, request: Request) -> Response:
         unlimited_token(request)
         data = _body(s.UserCreateSerializer, request)
@@ -249,6 +252,7 @@ class UserPasswordView(GenericAPIView):
         request=s.PasswordSerializer,
         responses=s.PasswordSetSerializer,
     )
+    @method_decorator(sensitive_variables("typed", "password"))
     def post(self, request: Request, username: str) -> Response:
         unlimited_token(request)
         person = _person(username)
@@ -471,14 +475,17 @@ class MembersView(GenericAPIView):
     @extend_schema(
         summary="Add a member or set their role (the team's leads, admins)",
         request=s.MemberCreateSerializer,
-        responses={201: s.MemberSerializer},
+        responses={201: s.MemberSerializer, 200: s.MemberSerializer},
+        description="201 when they join the team; 200 when they were a member already (their local role is set).",
     )
     def post(self, request: Request, name: str) -> Response:
         team = _led_team(request, name)
         data = _body(s.MemberCreateSerializer, request)
         user = _member_user(data["username"])
+        joined = not team.memberships.filter(user=user).exists()
         services.lead_set_membership(team, user, data["role"], acting_user=request.user, context=_context(request))
-        return Response(s.member_data(_membership(team, user.username)), status=status.HTTP_201_CREATED)
+        code = status.HTTP_201_CREATED if joined else status.HTTP_200_OK
+        return Response(s.member_data(_membership(team, user.username)), status=code)
 
 
 class MemberDetailView(GenericAPIView):
