@@ -17,6 +17,7 @@ from audit.models import AuditRecord, Kind
 from tests.conftest import PASSWORD, SYSTEM, make_user
 
 Api = Callable[..., APIClient]
+CSRF = "k" * 32
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +175,19 @@ def test_a_session_write_needs_the_csrf_token(session_api: Callable[[User], APIC
     response = session_api(ada).post("/api/users/", {"username": "erin"}, format="json")
     assert_error(response, 403)
     assert not User.objects.filter(username="erin").exists()
+
+
+def test_the_browser_session_reads_and_with_its_csrf_token_writes(
+    session_api: Callable[[User], APIClient], web: Team, alice: User, carol: User
+) -> None:
+    client = session_api(alice)
+    assert team_names(client.get("/api/teams/")) == ["web"]
+    refused = client.post("/api/teams/web/members/", {"username": "carol"}, format="json")
+    assert_error(refused, 403)
+    client.cookies["csrftoken"] = CSRF  # what a page of the dashboard would have set
+    added = client.post("/api/teams/web/members/", {"username": "carol"}, format="json", HTTP_X_CSRFTOKEN=CSRF)
+    assert added.status_code == 201, added.content
+    assert change("membership.add").actor == "alice"
 
 
 # --- one user ----------------------------------------------------------------------------
@@ -464,6 +478,12 @@ def test_members_and_outsiders_may_not_change_members(
         assert_error(client.delete("/api/teams/web/members/bob"), 403)
     assert Membership.objects.get(team=web, user=bob).role == "member"
     assert changes("membership.remove") == 0
+
+
+def test_an_auditor_who_is_a_maintainer_still_changes_nothing(api: Api, audrey: User, web: Team, bob: User) -> None:
+    services.set_membership(web, audrey, "maintainer", context=SYSTEM)
+    assert_error(api(audrey).delete("/api/teams/web/members/bob"), 403)
+    assert Membership.objects.filter(team=web, user=bob).exists()
 
 
 def test_a_leads_limited_tokens_may_not_change_members(api: Api, web: Team, alice: User, bob: User) -> None:
