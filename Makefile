@@ -25,6 +25,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 # With TEST_DATABASE_URL (PostgreSQL) the whole suite runs there, then the
 # end-to-end tests run again on the embedded SQLite default (but those that make their own
