@@ -301,7 +301,7 @@ def test_an_admin_grants_to_a_user_a_team_or_a_robot_each_grant_audited(
     )
     assert to_robot.status_code == 201 and to_robot.json()["robot"] == "robot$mirror"
     managed = client.post(
-        "/api/grants/", {"user": "carol", "pattern": "web/docs", "role": "read", "managed_by": "web"}, format="json"
+        "/api/grants/", {"user": "carol", "pattern": "web/docs", "role": "read", "team": "web"}, format="json"
     )
     assert managed.status_code == 201 and managed.json()["managed_by"] == "web"
     created = [r.detail["target"] for r in changes("grant.create") if r.actor == "ada"]
@@ -317,14 +317,15 @@ def test_an_admin_grants_to_a_user_a_team_or_a_robot_each_grant_audited(
     ("body", "field"),
     [
         ({"pattern": "x/*", "role": "read"}, "non_field_errors"),
-        ({"user": "carol", "team": "ops", "pattern": "x/*", "role": "read"}, "non_field_errors"),
+        ({"user": "carol", "robot": "robot$mirror", "pattern": "x/*", "role": "read"}, "non_field_errors"),
+        ({"user": "carol", "team": "ops", "pattern": "x/*", "role": "read"}, "pattern"),
         ({"user": "nobody", "pattern": "x/*", "role": "read"}, "user"),
         ({"team": "nobody", "pattern": "x/*", "role": "read"}, "team"),
         ({"robot": "robot$nobody", "pattern": "x/*", "role": "read"}, "robot"),
         ({"user": "carol", "pattern": "X Y", "role": "read"}, "pattern"),
         ({"user": "carol", "pattern": "x/*", "role": "owner"}, "role"),
         ({"user": "carol", "pattern": "x/*", "role": "read", "registry": "nowhere"}, "registry"),
-        ({"user": "carol", "pattern": "x/*", "role": "read", "managed_by": "nobody"}, "managed_by"),
+        ({"user": "carol", "pattern": "x/*", "role": "read", "team": "nobody"}, "team"),
         ({"user": "carol", "pattern": "x/*", "role": "read", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
         ({"user": "carol", "pattern": "x/*", "role": "read", "expires_at": "soon"}, "expires_at"),
         ({"user": "carol", "pattern": "carol/**", "role": "read"}, "pattern"),
@@ -343,7 +344,7 @@ def test_a_team_lead_grants_inside_the_teams_grants_and_the_team_manages_the_gra
     api: Api, alice: User, world: dict[str, Any]
 ) -> None:
     response = api(alice).post(
-        "/api/grants/", {"user": "bob", "pattern": "web/tools/*", "role": "write", "managed_by": "web"}, format="json"
+        "/api/grants/", {"user": "bob", "pattern": "web/tools/*", "role": "write", "team": "web"}, format="json"
     )
     assert response.status_code == 201, response.content
     grant = Grant.objects.get(pk=response.json()["id"])
@@ -353,7 +354,7 @@ def test_a_team_lead_grants_inside_the_teams_grants_and_the_team_manages_the_gra
     assert record.detail["after"]["managed_by"] == "web"
     to_robot = api(alice).post(
         "/api/grants/",
-        {"robot": "robot$web+ci", "pattern": "web/lib", "role": "read", "managed_by": "web"},
+        {"robot": "robot$web+ci", "pattern": "web/lib", "role": "read", "team": "web"},
         format="json",
     )
     assert to_robot.status_code == 201 and to_robot.json()["robot"] == "robot$web+ci"
@@ -363,11 +364,11 @@ def test_a_team_lead_cannot_grant_beyond_the_teams_role_or_outside_its_patterns(
     api: Api, alice: User, world: dict[str, Any]
 ) -> None:
     client = api(alice)
-    beyond = {"user": "bob", "pattern": "web/app", "role": "admin", "managed_by": "web"}
+    beyond = {"user": "bob", "pattern": "web/app", "role": "admin", "team": "web"}
     assert "pattern" in error(client.post("/api/grants/", beyond, format="json"), 400)["fields"]
-    outside = {"user": "bob", "pattern": "ops/site", "role": "read", "managed_by": "web"}
+    outside = {"user": "bob", "pattern": "ops/site", "role": "read", "team": "web"}
     assert "pattern" in error(client.post("/api/grants/", outside, format="json"), 400)["fields"]
-    other_robot = {"robot": "robot$ops+deploy", "pattern": "web/app", "role": "read", "managed_by": "web"}
+    other_robot = {"robot": "robot$ops+deploy", "pattern": "web/app", "role": "read", "team": "web"}
     assert "robot" in error(client.post("/api/grants/", other_robot, format="json"), 400)["fields"]
     assert not [r for r in changes("grant.create") if r.actor == "alice"]
 
@@ -377,17 +378,20 @@ def test_a_team_lead_grants_only_for_a_team_they_lead_and_never_to_a_team(
 ) -> None:
     client = api(alice)
     error(client.post("/api/grants/", {"user": "bob", "pattern": "web/x", "role": "read"}, format="json"), 403)
-    body = {"user": "bob", "pattern": "ops/x", "role": "read", "managed_by": "ops"}
+    body = {"user": "bob", "pattern": "ops/x", "role": "read", "team": "ops"}
     error(client.post("/api/grants/", body, format="json"), 403)
-    body = {"team": "ops", "pattern": "web/x", "role": "read", "managed_by": "web"}
-    error(client.post("/api/grants/", body, format="json"), 403)
+    to_the_team = {"team": "web", "pattern": "web/x", "role": "read"}
+    assert (
+        "Only administrators grant to a team"
+        in error(client.post("/api/grants/", to_the_team, format="json"), 403)["detail"]
+    )
     assert not [r for r in changes("grant.create") if r.actor == "alice"]
 
 
 def test_members_outsiders_and_auditors_may_not_grant(
     api: Api, bob: User, carol: User, audrey: User, world: dict[str, Any]
 ) -> None:
-    body = {"user": "carol", "pattern": "web/x", "role": "read", "managed_by": "web"}
+    body = {"user": "carol", "pattern": "web/x", "role": "read", "team": "web"}
     for person in (bob, carol, audrey):
         error(api(person).post("/api/grants/", body, format="json"), 403)
     error(APIClient().post("/api/grants/", body, format="json"), 401)

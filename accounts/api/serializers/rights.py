@@ -175,16 +175,22 @@ class GrantFilterSerializer(serializers.Serializer):
 
 
 class GrantCreateSerializer(serializers.Serializer):
-    """A new grant: exactly one subject; ``managed_by`` names the team that manages it.
+    """A new grant, given to a user or a robot, or to a team.
 
-    Admins grant anything. A team lead gives a user or a robot of their team a role inside the
-    team's grants by naming the team in ``managed_by`` (required for them).
+    ``user`` or ``robot`` with ``team``: handed out by that team's lead, as on the team page (inside
+    the team's grants, the team manages it, it ends no later than the team's grant it lies in); team
+    leads grant only this way, for a team they lead. ``team`` alone: a grant to the team (admins).
+    ``user`` or ``robot`` alone: an admin's grant that no team manages.
     """
 
     user = serializers.CharField(required=False, max_length=150, help_text="Give to this user (username).")
-    team = serializers.CharField(required=False, max_length=100, help_text="Give to this team (admins only).")
     robot = serializers.CharField(
         required=False, max_length=255, help_text=f"Give to this robot ({ROBOT_LOGIN_PREFIX}<team>+<name>)."
+    )
+    team = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="With user or robot: the team handing the grant out (it then manages it). Alone: give to the team.",
     )
     pattern = serializers.CharField(
         max_length=255, validators=[_valid_pattern], help_text="A name, or a glob: * within a component, ** across."
@@ -194,19 +200,12 @@ class GrantCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, max_length=255, help_text="A registry's service name; null: every registry."
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, validators=[_future])
-    managed_by = serializers.CharField(
-        required=False,
-        allow_null=True,
-        max_length=100,
-        help_text="The team that manages the grant (a team lead: the team they lead, required).",
-    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = [kind for kind in ("user", "team", "robot") if attrs.get(kind)]
-        if len(given) != 1:
-            raise serializers.ValidationError(
-                {"non_field_errors": ["Name exactly one subject: user, team or robot."]}, code="subject"
-            )
+        if attrs.get("user") and attrs.get("robot"):
+            raise serializers.ValidationError("Give to a user or to a robot, not both.", code="subject")
+        if not (attrs.get("user") or attrs.get("robot") or attrs.get("team")):
+            raise serializers.ValidationError("Name who gets the grant: a user, a robot or a team.", code="subject")
         return attrs
 
 

@@ -245,40 +245,39 @@ def _grant_answer(grant: Grant) -> dict[str, Any]:
     return GrantSerializer(grant).data
 
 
-def _grant_subject(data: dict[str, Any], lead_of: Team | None) -> User | Team | Robot:
-    """The one subject named; a team lead names a user or one of the team's robots (as the team page)."""
+def _grant_subject(data: dict[str, Any], team: Team | None) -> User | Team | Robot:
+    """Who gets the grant: the user; the robot (one of ``team``'s when a team hands it out); else the team."""
     if data.get("user"):
         user = User.objects.filter(username=data["user"]).first()
         if user is None:
             raise exceptions.ValidationError({"user": [f"No user is called {data['user']!r}."]})
         return user
-    if data.get("team"):
-        if lead_of is not None:
-            raise exceptions.PermissionDenied(
-                "Only administrators grant to a team; a team lead grants to users and the team's robots."
-            )
-        team = Team.objects.filter(name=data["team"]).first()
-        if team is None:
-            raise exceptions.ValidationError({"team": [f"No team is called {data['team']!r}."]})
-        return team
-    robot = find_robot(data["robot"])
-    if robot is None or (lead_of is not None and robot.team_id != lead_of.pk):
-        owner = f"of team {lead_of.name} " if lead_of is not None else ""
-        raise exceptions.ValidationError({"robot": [f"No robot {owner}is called {data['robot']!r}."]})
-    return robot
+    if data.get("robot"):
+        robot = find_robot(data["robot"])
+        if robot is None or (team is not None and robot.team_id != team.pk):
+            owner = f"of team {team.name} " if team is not None else ""
+            raise exceptions.ValidationError({"robot": [f"No robot {owner}is called {data['robot']!r}."]})
+        return robot
+    if team is None:  # the serializer lets no body through without a subject; kept for the type
+        raise exceptions.ValidationError("Name who gets the grant: a user, a robot or a team.")
+    return team
 
 
-def _managing_team(name: str | None, user: User) -> Team | None:
-    """The team named in ``managed_by``; a lead must name a team they lead (anything else: 403)."""
+def _named_team(data: dict[str, Any], user: User) -> Team | None:
+    """The team named: for an admin any (unknown: 400); anyone else must lead it and give a user or robot (403)."""
+    name = data.get("team")
     team = Team.objects.filter(name=name).first() if name else None
     if is_admin(user):
         if name and team is None:
-            raise exceptions.ValidationError({"managed_by": [f"No team is called {name!r}."]})
+            raise exceptions.ValidationError({"team": [f"No team is called {name!r}."]})
         return team
     if team is None or not authz.is_team_lead(user, team):
         raise exceptions.PermissionDenied(
-            "A team lead grants by naming a team they lead in managed_by; only administrators grant outside a team."
+            "A team lead grants by naming a team they lead in team (with a user or robot); "
+            "only administrators grant outside a team."
         )
+    if not (data.get("user") or data.get("robot")):
+        raise exceptions.PermissionDenied("Only administrators grant to a team; a lead grants to users and robots.")
     return team
 
 
@@ -305,15 +304,18 @@ class GrantListView(GenericAPIView):
             raise exceptions.PermissionDenied("Only administrators and team leads give grants.")
         data = _valid(GrantCreateSerializer, request.data)
         within_token(request, data["pattern"])
-        team = _managing_team(data.get("managed_by"), user)
-        lead_of = None if is_admin(user) else team
-        subject = _grant_subject(data, lead_of)
-        registry = _registry(data.get("registry"))
-        common = {"registry": registry, "expires_at": data.get("expires_at"), "context": _context(request)}
-        if lead_of is None:
-            grant = services.create_grant(subject, data["pattern"], data["role"], managed_by=team, **common)
+        team = _named_team(data, user)
+        subject = _grant_subject(data, team)
+        handed_out = team is not None and subject is not team
+        common = {
+            "registry": _registry(data.get("registry")),
+            "expires_at": data.get("expires_at"),
+            "context": _context(request),
+        }
+        if handed_out:  # the team page's rule, for its leads and for admins alike
+            grant = services.lead_grant(team, subject, data["pattern"], data["role"], acting_user=user, **common)
         else:
-            grant = services.lead_grant(lead_of, subject, data["pattern"], data["role"], acting_user=user, **common)
+            grant = services.create_grant(subject, data["pattern"], data["role"], **common)
         return Response(_grant_answer(grant), status=status.HTTP_201_CREATED)
 
 
