@@ -2,7 +2,9 @@
 
 ``load`` parses and validates strictly (unknown or duplicate keys are errors),
 ``plan`` compares it with the database and returns the changes, each carrying
-the service call that makes it. Nothing here writes except ``Change.apply``.
+the service call that makes it. Nothing here writes except ``Change.apply``;
+``run`` loads, plans and applies a file in one transaction (a dry run is the same
+run, rolled back), for ``manage.py apply_policy`` and ``POST /api/policy`` alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import services
@@ -556,6 +559,39 @@ class _Planner:
 def plan(policy: dict[str, list[dict[str, Any]]]) -> list[Change]:
     """The changes that would make the database match ``policy`` (raises PolicyError)."""
     return _Planner(policy).run()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``run`` did: each change's line, what the changes took with them, and whether it stayed."""
+
+    changes: list[str]
+    consequences: list[str]
+    applied: bool
+
+
+def run(
+    text: str, context: AuditContext, *, dry_run: bool, on_change: Callable[[str], object] | None = None
+) -> Outcome:
+    """Load, plan and apply ``text`` in one transaction; a dry run is the same run, rolled back.
+
+    ``on_change`` hears each change's line just before it is applied (the command prints it then, so
+    a change that fails is the last line shown). Raises PolicyError or ValidationError, having changed nothing.
+    """
+    lines: list[str] = []
+    with transaction.atomic():
+        changes = plan(load(text))
+        mark = last_record_id()
+        for change in changes:
+            lines.append(str(change))
+            if on_change is not None:
+                on_change(str(change))
+            change.apply(context)
+        # What the changes took with them: grants a team managed that its grants no longer cover.
+        after = consequences(after=mark)
+        if dry_run:
+            transaction.set_rollback(True)
+    return Outcome(lines, after, applied=not dry_run)
 
 
 def last_record_id() -> int:

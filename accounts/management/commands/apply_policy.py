@@ -8,7 +8,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from accounts import policy
 from audit.context import AuditContext
@@ -25,23 +24,16 @@ class Command(BaseCommand):
         text = self._read(file)
         context = AuditContext.system(f"apply_policy {Path(file).name}")
         try:
-            with transaction.atomic():
-                changes = policy.plan(policy.load(text))
-                mark = policy.last_record_id()
-                for change in changes:
-                    self.stdout.write(str(change))
-                    change.apply(context)
-                # What the changes took with them: grants a team managed that its grants no longer cover.
-                for line in policy.consequences(after=mark):
-                    self.stdout.write(line)
-                if dry_run:
-                    transaction.set_rollback(True)  # a dry run is the same run, rolled back
+            outcome = policy.run(text, context, dry_run=dry_run, on_change=self.stdout.write)
         except policy.PolicyError as exc:
             raise CommandError("policy not applied, nothing changed:\n  " + "\n  ".join(exc.errors)) from None
         except ValidationError as exc:
             raise CommandError(f"policy not applied, nothing changed: {'; '.join(exc.messages)}") from None
+        for line in outcome.consequences:
+            self.stdout.write(line)
         verb = "would change" if dry_run else "changed"
-        self.stderr.write(f"{len(changes)} change(s) {verb}." if changes else "Nothing to change.")
+        count = len(outcome.changes)
+        self.stderr.write(f"{count} change(s) {verb}." if count else "Nothing to change.")
 
     def _read(self, file: str) -> str:
         if file == "-":
