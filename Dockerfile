@@ -32,4 +32,4 @@ USER registryadmin
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz')"
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn registryadmin.wsgi:application --bind 0.0.0.0:${PORT} --workers 2 --access-logfile -"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec gunicorn registryadmin.wsgi:application --config registryadmin/gunicorn.py --bind 0.0.0.0:${PORT} --workers 2 --access-logfile -"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import CharField
 from django.utils import timezone
 
 from audit.chain import current_key, record_mac, segment_name
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
+from registryadmin.metrics import AUDIT_WRITE_FAILURES
 
 
 def record(
@@ -36,7 +37,11 @@ def record(
         actions=actions,
         detail=detail,
     )
-    return AuditRecord.objects.create(**values)
+    try:
+        return AuditRecord.objects.create(**values)
+    except DatabaseError:
+        AUDIT_WRITE_FAILURES.labels(values["kind"]).inc()  # the caller decides what a missing record means
+        raise
 
 
 def record_values(
@@ -98,9 +103,13 @@ def insert(values: dict[str, Any], *, guard: tuple[str, list[Any]] | None = None
         condition, guard_params = guard
         sql = f"INSERT INTO {table} ({columns}) SELECT {slots} WHERE {condition}"
         params += guard_params
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
+    except DatabaseError:
+        AUDIT_WRITE_FAILURES.labels(values["kind"]).inc()
+        raise
 
 
 def _insert_fields() -> list[Any]:

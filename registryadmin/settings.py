@@ -368,8 +368,9 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# /metrics (Prometheus text format): a scraper presents METRICS_TOKEN as a bearer token, or comes
-# from METRICS_ALLOWED_CIDRS; with neither set, /metrics answers 404.
+# /metrics (Prometheus text format): a scraper presents METRICS_TOKEN as a bearer token (compared in
+# constant time), or comes from METRICS_ALLOWED_CIDRS (the client address as TRUSTED_PROXIES make it);
+# with neither set, /metrics answers 403 naming both.
 METRICS_TOKEN = envsecret("METRICS_TOKEN") or ""
 METRICS_ALLOWED_CIDRS = envnetworks("METRICS_ALLOWED_CIDRS")
 

@@ -5,10 +5,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from audit.urls import job_patterns
-from registryadmin.views import healthz
+from registryadmin.views import healthz, metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("accounts.registry.urls")),
     # The admin site's own form would skip the failure limits: it signs in through ours.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),

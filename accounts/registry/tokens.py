@@ -33,6 +33,7 @@ from accounts.registry.snapshot import ATTEMPTS, FRESH, Decline, Fresh, Stale, s
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind, SubjectType
 from audit.services import insert, record, record_values
+from registryadmin.metrics import TOKEN_REQUESTS
 
 NBF_BACKDATE = 30  # seconds; registries allow some skew, clocks drift
 RETRY_WINDOW = timedelta(seconds=15)
@@ -229,6 +230,7 @@ def _grant(
     # while nothing the decision read has changed since (else: decided again, nothing recorded).
     if not insert(values, guard=lookups.guard()):
         raise Stale
+    TOKEN_REQUESTS.labels(values["outcome"], values["subject_type"]).inc()  # counted once its record is written
     token = signer.sign(claims)
     issued = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body: dict[str, Any] = {
@@ -290,16 +292,18 @@ def _refuse(
     retry_of = _containerd_retry_of(request, actor_context, outcome)
     if retry_of is not None:
         detail["retry_of"] = retry_of  # the same attempt as that POST: counted once by alerts and charts
+    subject_type = subject_type if actor else SubjectType.ANONYMOUS
     record(
         Kind.ACCESS,
         outcome,
         actor_context,
-        subject_type=subject_type if actor else SubjectType.ANONYMOUS,
+        subject_type=subject_type,
         registry=request.service[:100],
         repository=_first_repository(scopes or []),
         actions=requested,
         detail=detail,
     )
+    TOKEN_REQUESTS.labels(outcome, str(subject_type)).inc()
     if status == 401:
         # Unknown users, wrong secrets, expired or revoked credentials: one answer for all.
         message = "authentication failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -23,6 +24,7 @@ from accounts.registry.endpoints import check_bearer
 from accounts.registry.tokens import TokenOutcome, TokenRequest, issue
 from audit.context import AuditContext
 from audit.intake import EnvelopeError, parse_envelope, store_events
+from registryadmin import metrics
 
 MAX_PARAM = 4096
 
@@ -115,6 +117,16 @@ def _respond(outcome: TokenOutcome) -> JsonResponse:
 @csrf_exempt  # registry clients, not browsers; credentials come in every request
 @require_http_methods(["GET", "POST"])
 def token(request: HttpRequest) -> JsonResponse:
+    started = time.perf_counter()
+    response = _token(request)
+    metrics.TOKEN_LATENCY.observe(time.perf_counter() - started)
+    return response
+
+
+token.records_unusable_charset = True  # type: ignore[attr-defined]  # an `invalid` access record, not a bare 400
+
+
+def _token(request: HttpRequest) -> JsonResponse:
     token_request = _from_get(request) if request.method == "GET" else _from_post(request)
     charset = getattr(request, "unusable_charset", "")
     if charset:
@@ -123,11 +135,9 @@ def token(request: HttpRequest) -> JsonResponse:
         outcome = issue(token_request, AuditContext.from_request(request))
     except DatabaseError:
         # The access record could not be written: fail closed.
+        metrics.TOKEN_REQUESTS.labels(metrics.ERROR_OUTCOME, metrics.UNKNOWN_SUBJECT).inc()
         return JsonResponse({"errors": [{"code": "UNAVAILABLE", "message": "audit log unavailable"}]}, status=503)
     return _respond(outcome)
-
-
-token.records_unusable_charset = True  # type: ignore[attr-defined]  # an `invalid` access record, not a bare 400
 
 
 # Notifications -----------------------------------------------------------------

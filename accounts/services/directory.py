@@ -40,6 +40,7 @@ from accounts.services._common import user_state
 from accounts.services.users import update_user
 from audit.context import AuditContext
 from audit.services import record_change
+from registryadmin.metrics import LDAP_BIND_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +292,7 @@ def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRe
             failure = _last_error.get()
             if bound is None:
                 if failure is not None:
+                    LDAP_BIND_ERRORS.inc()  # the directory erred; a wrong password leaves no failure
                     raise DirectoryUnavailable(describe(failure))
                 return None
             stored = bound.ldap_user.attrs.get(settings.LDAP_USERNAME_ATTR) or [name]  # memberUid is case-exact
@@ -299,6 +301,7 @@ def _bind_and_apply(name: str, password: str, user: User | None, request: HttpRe
             _record_profile(context, bound, backend.before)
             apply_groups(bound, groups, context, mappings=load_mappings(groups))
     except ldap.LDAPError as exc:
+        LDAP_BIND_ERRORS.inc()
         raise DirectoryUnavailable(describe(exc)) from None
     finally:
         _last_error.reset(token)
