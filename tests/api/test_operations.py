@@ -452,8 +452,14 @@ def test_a_dry_run_answers_the_changes_and_changes_nothing(api: Api, people) -> 
     assert not User.objects.filter(username="zed").exists() and not records("user.create")
 
 
-def test_auditors_and_read_only_tokens_may_dry_run(api: Api, people) -> None:
-    for client in (api(people["audrey"]), api(people["audrey"], read_only=True), api(people["ada"], read_only=True)):
+def test_auditors_read_only_and_pattern_limited_tokens_may_dry_run(api: Api, people) -> None:
+    clients = (
+        api(people["audrey"]),
+        api(people["audrey"], read_only=True),
+        api(people["ada"], read_only=True),
+        api(people["ada"], patterns=["web/*"]),
+    )
+    for client in clients:
         response = client.post(f"{POLICY}?dry_run=true", NEW_USER_POLICY, content_type="text/yaml")
         assert response.status_code == 200 and response.json()["applied"] is False
     assert not User.objects.filter(username="zed").exists()
@@ -475,7 +481,10 @@ def test_an_admin_applies_a_policy_in_one_audited_run(api: Api, people) -> None:
     assert again.json()["changes"] == []
 
 
-@pytest.mark.parametrize("content_type", ["application/yaml", "application/x-yaml", "text/yaml", "text/plain"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/yaml", "application/x-yaml", "text/yaml", "text/plain", "application/yaml; charset=utf-8"],
+)
 def test_the_policy_body_may_come_as_any_yaml_type(api: Api, people, content_type: str) -> None:
     response = api(people["ada"]).post(f"{POLICY}?dry_run=1", NEW_USER_POLICY, content_type=content_type)
     assert response.status_code == 200 and response.json()["changes"] == ["+ user zed"]
