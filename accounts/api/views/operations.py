@@ -34,7 +34,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import policy, services
-from accounts.api import pagination
 from accounts.api.errors import Conflict, ErrorSerializer, body
 from accounts.api.permissions import READ_ONLY_TOKEN, Admins, Overseers, token_of, unlimited_token
 from accounts.api.serializers import operations as ser
@@ -63,16 +62,6 @@ REMEDY = (
 )
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
-
-
-class Pages(pagination.Pages):
-    """The API's pages, where a page past the last (or page=0) is a bad parameter: 400 (documented), not 404."""
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({self.page_query_param: [f"No such page: {exc.detail}"]}) from exc
 
 
 def _check_query(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
@@ -164,7 +153,6 @@ class RegistryListView(generics.ListAPIView):
     """Every registry (admins and auditors); admins add one."""
 
     permission_classes = [Overseers]
-    pagination_class = Pages
     serializer_class = ser.RegistrySerializer
 
     def get_queryset(self) -> QuerySet[Registry]:
@@ -289,7 +277,6 @@ class KeyListView(generics.ListAPIView):
     """Every signing key with its state and certificate expiry (admins and auditors)."""
 
     permission_classes = [Overseers]
-    pagination_class = Pages
     serializer_class = ser.SigningKeySerializer
 
     def get_queryset(self) -> QuerySet[SigningKey]:
@@ -398,7 +385,6 @@ class JobListView(generics.ListAPIView):
     """Each scheduled job (the beat schedule, in its own order) with its last run (admins and auditors)."""
 
     permission_classes = [Overseers]
-    pagination_class = Pages
     serializer_class = ser.JobSerializer
 
     def get_queryset(self) -> list[Job]:
