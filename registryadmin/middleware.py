@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -103,7 +103,15 @@ class SecurityHeadersMiddleware:
         return response
 
 
-def _plain(status: int, message: str) -> HttpResponse:
+API_PREFIX = "/api/"
+_API_ERRORS = {400: "bad_request", 413: "too_large"}
+
+
+def _plain(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """Plain text, or under /api/ the API's JSON error shape (its clients parse every answer as JSON)."""
+    if request.path.startswith(API_PREFIX):
+        shape = {"status": status, "error": _API_ERRORS[status], "detail": message, "fields": {}}
+        return JsonResponse(shape, status=status)
     return HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
@@ -122,12 +130,14 @@ class RequestShapeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path_info:
-            return _plain(400, "A NUL byte is not allowed in the address.")
+            return _plain(request, 400, "A NUL byte is not allowed in the address.")
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit():
-            return _plain(400, "Content-Length is not a number.")
+            return _plain(request, 400, "Content-Length is not a number.")
         if int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return _plain(413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+            return _plain(
+                request, 413, f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            )
         return self.get_response(request)
 
     def process_view(
@@ -135,5 +145,5 @@ class RequestShapeMiddleware:
     ) -> HttpResponse | None:
         charset = getattr(request, "unusable_charset", "")
         if charset and not getattr(view_func, "records_unusable_charset", False):
-            return _plain(400, f"charset={charset!r} in Content-Type is not a text encoding; use utf-8.")
+            return _plain(request, 400, f"charset={charset!r} in Content-Type is not a text encoding; use utf-8.")
         return None
