@@ -8,7 +8,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -65,13 +65,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # Jobs whose last success an operator alerts on; the backup's comes from its own table (manage.py backup too).
 JOB_RECORDS = ("rotate_signing_key", "verify_audit")
 BACKUP_JOB = "backup"
+# How far back a scrape looks for a job's success: a job that never ran must not cost a walk over every
+# job record ever kept (two a minute: the sealer and htpasswd) at each scrape. Older counts as never.
+JOB_LOOKBACK = timedelta(days=35)
 
 
 class StateCollector:
     """What the database says, read at scrape time (the same whichever worker answers, so never per process).
 
     The sealer's lag, the age of the last successful backup, key rotation and audit verification
-    (+Inf when there was none), and the clients the failure limits hold. A database that cannot
+    (+Inf when there was none in ``JOB_LOOKBACK``), and the clients the failure limits hold. A database that cannot
     answer makes ``registryadmin_state_up`` 0 instead of failing the whole scrape.
     """
 
@@ -109,14 +112,16 @@ def _age(now: datetime, then: datetime | None) -> float:
 def _job_ages(now: datetime) -> Metric:
     family = GaugeMetricFamily(
         "registryadmin_job_last_success_age_seconds",
-        "Seconds since the job last succeeded (+Inf: never).",
+        "Seconds since the job last succeeded (+Inf: not in the last 35 days).",
         labels=["job"],
     )
     backup = Backup.objects.filter(state=BackupState.VERIFIED).aggregate(last=Max("finished_at"))["last"]
     family.add_metric([BACKUP_JOB], _age(now, backup))
     for job in JOB_RECORDS:
         # Newest first on the (kind, time) index: stops at the latest success, a short walk for a daily job.
-        runs = AuditRecord.objects.filter(kind=Kind.JOB, outcome="success", detail__job=job).order_by("-time")
+        runs = AuditRecord.objects.filter(
+            kind=Kind.JOB, outcome="success", detail__job=job, time__gte=now - JOB_LOOKBACK
+        ).order_by("-time")
         family.add_metric([job], _age(now, runs.values_list("time", flat=True).first()))
     return family
 

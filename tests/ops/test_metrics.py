@@ -349,3 +349,9 @@ def test_without_a_multiprocess_directory_it_reads_this_process(monkeypatch: pyt
     assert metrics.multiprocess_dir() == ""
     metrics.LDAP_BIND_ERRORS.inc(0)
     assert ("registryadmin_ldap_bind_errors_total", frozenset()) in scrape()
+
+
+def test_a_job_success_older_than_the_lookback_counts_as_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_job("verify_audit", lambda: {"outcome": "ok"})
+    later(monkeypatch, (views.JOB_LOOKBACK + timedelta(hours=1)).total_seconds())
+    assert math.isinf(value(scrape(), "registryadmin_job_last_success_age_seconds", job="verify_audit"))
