@@ -28,14 +28,15 @@ lint: install
 	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 # With TEST_DATABASE_URL (PostgreSQL) the whole suite runs there, then the
-# end-to-end tests run again on the embedded SQLite default (but those that make their own
-# PostgreSQL databases, the benchmarks' tiny runs: the test database does not change them).
+# end-to-end tests run again on the embedded SQLite default, but those that make their own
+# PostgreSQL databases (the benchmarks' tiny runs: the test database does not change them) and
+# the browser tests (their subject is the pages, the same on either database; CI time).
 test: lint
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== whole suite on PostgreSQL ($$TEST_DATABASE_URL)" && \
 	  $(PY) -m pytest && \
 	  echo "== end-to-end tests on SQLite" && \
-	  env -u TEST_DATABASE_URL $(PY) -m pytest -m "e2e and not own_databases"; \
+	  env -u TEST_DATABASE_URL $(PY) -m pytest -m "e2e and not own_databases and not browser"; \
 	else \
 	  $(PY) -m pytest; \
 	fi

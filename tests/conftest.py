@@ -170,3 +170,10 @@ def _fresh_process_caches() -> Iterator[None]:
     verified_cache.clear()
     snapshot.clear()
     services.unused.recent.clear()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium (the ``browser`` fixture) is a browser test: marked so, for ``make test``."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
