@@ -95,6 +95,21 @@ def render(fragment: dict[str, Any]) -> str:
     return yaml.safe_dump(fragment, sort_keys=False, default_flow_style=False)
 
 
+def whole_config(fragment: dict[str, Any]) -> dict[str, Any]:
+    """A complete ``config.yml`` for Debian's ``docker-registry`` around ``fragment`` (the README's example).
+
+    The fragment alone left a first-day admin guessing storage and http; these are the README's values,
+    with ``storage.delete`` on because deletes through the dashboard's grants need it.
+    """
+    return {
+        "version": 0.1,
+        "log": {"level": "info"},
+        "storage": {"filesystem": {"rootdirectory": "/var/lib/docker-registry"}, "delete": {"enabled": True}},
+        "http": {"addr": ":5000", "secret": "change-me-to-a-random-string"},
+        **fragment,
+    }
+
+
 def write_atomic(path: Path, content: str, mode: int) -> None:
     """Temp file in the same directory, fsync, rename: readers never see a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)

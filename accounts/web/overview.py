@@ -14,15 +14,28 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from accounts import authz
-from accounts.models import DoctorRun, DoctorStatus, Grant, PersonalAccessToken, Registry, Repository, Robot, Team, User
+from accounts import authz, services
+from accounts.models import (
+    DoctorRun,
+    DoctorStatus,
+    Grant,
+    NotificationEndpoint,
+    PersonalAccessToken,
+    Registry,
+    Repository,
+    Robot,
+    Team,
+    User,
+)
 from audit.charts import Chart, attempts_chart, floor_day
 from audit.filters import AuditFilter
 from audit.models import AuditRecord, Kind
 
 SOON = timedelta(days=7)
 LIMIT = 10
-DENIED_OUTCOMES = ("denied", "partial", "auth_failed")
+# As the audit filter's outcome=refused: anything was refused, a rate limit included.
+DENIED_OUTCOMES = ("denied", "partial", "auth_failed", "limited")
+ISSUED_OUTCOMES = ("granted", "partial")
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,16 @@ class Headline:
     label: str
     number: int
     url_name: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a fresh install's first-day guide, ``done`` as the data says (not as anyone clicked)."""
+
+    title: str
+    advice: str
+    url_name: str
+    done: bool
 
 
 @dataclass
@@ -107,3 +130,44 @@ def led_teams(user: User) -> list[Team]:
     """The teams ``user`` leads, with how many members each has."""
     teams = Team.objects.filter(pk__in=authz.led_team_ids(user)).annotate(member_count=Count("memberships"))
     return list(teams.order_by("name"))
+
+
+def registry_connected() -> bool:
+    """A registry with a URL has asked us for a token or sent us a notification: the round trip works.
+
+    At most three queries; the token lookup is an ``exists()`` on the (kind, time) index that stops at the
+    first match, so a busy install answers at once and a fresh one has few rows to look at.
+    """
+    services_with_url = list(Registry.objects.exclude(url="").values_list("service", flat=True)[:LIMIT])
+    if not services_with_url:
+        return False
+    endpoints = NotificationEndpoint.objects.filter(registry__service__in=services_with_url, last_used_at__isnull=False)
+    if endpoints.exists():
+        return True
+    tokens = AuditRecord.objects.filter(kind=Kind.ACCESS, registry__in=services_with_url, outcome__in=ISSUED_OUTCOMES)
+    return tokens.exists()
+
+
+def first_day_steps() -> list[Step]:
+    """The three things a fresh install needs before anyone can pull: a registry, people, a team."""
+    people = services.directory.enabled() or User.objects.order_by("pk")[1:2].exists()
+    return [
+        Step(
+            "Connect your registry",
+            "Add it with its URL, prepare the configuration, and copy the whole config.yml to the registry.",
+            "registries:list",
+            registry_connected(),
+        ),
+        Step(
+            "Add people or connect LDAP",
+            "Create accounts here, or set LDAP_SERVER_URI so that people sign in with their directory password.",
+            "users:new",
+            people,
+        ),
+        Step(
+            "Create a team",
+            "Teams hold members, grants and robots; a lead manages them.",
+            "teams:new",
+            Team.objects.exists(),
+        ),
+    ]

@@ -78,7 +78,16 @@ def home(request: HttpRequest) -> HttpResponse:
     if not user.is_superuser:
         context.update(_lead(user))
     context["reviews_waiting"] = services.reviews.waiting_for(user)
+    context["first_day"] = _first_day(user)
     return render(request, "accounts/home.html", context)
+
+
+def _first_day(user: User) -> list[parts.Step]:
+    """Admins see the guide until every step is done; then it goes away for good (nothing to dismiss)."""
+    if not is_admin(user):
+        return []
+    steps = parts.first_day_steps()
+    return [] if all(step.done for step in steps) else steps
 
 
 @require_GET

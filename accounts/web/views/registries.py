@@ -12,6 +12,7 @@ Was ``accounts/registry_pages.py`` before the layout split.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
-from accounts.models import AuthMode, Grant, NotificationEndpoint, Registry, Repository
+from accounts.models import AuthMode, DoctorRun, Grant, NotificationEndpoint, Registry, Repository
 from accounts.registry import config as registry_config
 from accounts.registry import htpasswd, keys
 from accounts.web.forms.common import add_service_error
 from accounts.web.forms.credentials import RotateSecretForm
 from accounts.web.forms.registries import NewRegistryForm, RegistryFilterForm, RegistrySettingsForm
 from audit.context import AuditContext
+from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.keywrap import KeyUnwrapError, unwrap
 from registryadmin.pages import render_list
@@ -46,6 +48,8 @@ ROLES_WARNING = (
     "delete in every repository of this registry."
 )
 MISSING_HASH_SAMPLE = 20
+ISSUED_OUTCOMES = ("granted", "partial")
+TOKEN_LOOKBACK = timedelta(days=35)
 DIRECTORY_WARNING = (
     "Directory users cannot sign in to this registry: the htpasswd file needs a password hash, and the directory "
     "keeps their passwords. Personal access tokens do not work in htpasswd mode either (the file holds only "
@@ -144,7 +148,8 @@ def _token_config(registry: Registry, config: RegistryConfig, secret: str) -> No
         config.missing.append(f"the certificate bundle {bundle}")
     elif _read(bundle) != keys.published_bundle_pem():
         config.missing.append(f"an up-to-date certificate bundle at {bundle} (the keys changed since it was written)")
-    config.fragment = registry_config.render(registry_config.token_fragment(registry.service, bundle, secret))
+    fragment = registry_config.token_fragment(registry.service, bundle, secret)
+    config.fragment = registry_config.render(registry_config.whole_config(fragment))
     config.advice = [registry_config.TOKEN_ADVICE]
 
 
@@ -156,7 +161,8 @@ def _htpasswd_config(registry: Registry, config: RegistryConfig, secret: str) ->
         return
     if not path.is_file():
         config.missing.append(f"the htpasswd file {path}")
-    config.fragment = registry_config.render(registry_config.htpasswd_fragment(registry.service, path, secret))
+    fragment = registry_config.htpasswd_fragment(registry.service, path, secret)
+    config.fragment = registry_config.render(registry_config.whole_config(fragment))
     config.advice = [f"{path}: {registry_config.HTPASSWD_REWRITE_ADVICE}", *registry_config.htpasswd_advice([])]
     config.without_hash = htpasswd.users_without_hash(MISSING_HASH_SAMPLE)
     config.without_hash_count = htpasswd.count_users_without_hash()
@@ -182,6 +188,18 @@ def config_for(registry: Registry, *, reveal: bool) -> RegistryConfig:
     return config
 
 
+def last_token_issued(registry: Registry, now: datetime) -> AuditRecord | None:
+    """The newest token this registry got from us within ``TOKEN_LOOKBACK`` (granted or partly granted).
+
+    Bounded in time so that the (kind, time) index is walked backwards over a window only: a registry that
+    never asked would otherwise scan every access record ever kept (a million in the page bench).
+    """
+    records = AuditRecord.objects.filter(
+        kind=Kind.ACCESS, registry=registry.service, outcome__in=ISSUED_OUTCOMES, time__gte=now - TOKEN_LOOKBACK
+    )
+    return records.only("time", "actor", "outcome").order_by("-time", "-id").first()
+
+
 def _detail_page(
     request: HttpRequest, registry: Registry, *, status: int = 200, form: RegistrySettingsForm | None = None
 ) -> HttpResponse:
@@ -199,6 +217,8 @@ def _detail_page(
         NotificationEndpoint.objects.filter(registry=registry).defer("secret", "previous_secret").first()
     )
     context["now"] = timezone.now()
+    context["last_token"] = last_token_issued(registry, context["now"])
+    context["last_run"] = DoctorRun.objects.filter(registry=registry).order_by("-started_at", "-id").first()
     if admin:
         initial = {"url": registry.url, "auth_mode": registry.auth_mode}
         context["form"] = form or RegistrySettingsForm(initial=initial)
