@@ -22,6 +22,7 @@ from accounts.web.views import (
     robots,
     setup,
     signin,
+    suggest,
     teams,
     tokens,
     unused,
@@ -94,6 +95,7 @@ user_patterns = [
     path("<str:username>/password", users.user_password, name="password"),
     path("<str:username>/active", users.user_active, name="active"),
     path("<str:username>/refresh-tokens/revoke", users.revoke_refresh, name="revoke_refresh"),
+    path("<str:username>/teams/add", users.add_to_team, name="add_to_team"),
 ]
 
 registry_patterns = [
@@ -133,6 +135,12 @@ key_patterns = [
     path("rotate", keys.key_rotate, name="rotate"),
 ]
 
+# Suggestions as you type for people and team fields: team leads, auditors and admins.
+suggest_patterns = [
+    path("users", suggest.users, name="users"),
+    path("teams", suggest.teams, name="teams"),
+]
+
 # Admins only: a backup holds every password hash and the private signing keys.
 backup_patterns = [
     path("", backups.backup_list, name="list"),
@@ -154,5 +162,6 @@ urlpatterns = [
     path("manage/robots/", include((robot_patterns, "robots"))),
     path("manage/keys/", include((key_patterns, "keys"))),
     path("manage/backups/", include((backup_patterns, "backups"))),
+    path("suggest/", include((suggest_patterns, "suggest"))),
     path("", include((account_patterns, "accounts"))),
 ]

@@ -25,6 +25,7 @@ from tests.conftest import SYSTEM, client_for, make_user
 pytestmark = pytest.mark.django_db
 
 PERSONAS = ("anonymous", "carol", "bob", "alice", "audrey", "ada")
+TEAM_TABS = ("members", "grants", "robots", "settings")
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_each_change_answers_each_persona_as_the_matrix_says(world, action: str,
     if persona == "anonymous":
         assert response["Location"].startswith(reverse("accounts:login"))
     elif response.status_code == 302:
-        assert response["Location"] == _detail(world)
+        assert response["Location"].startswith(_detail(world))  # back to the section the change was made in
 
 
 @pytest.mark.parametrize(
@@ -148,8 +149,13 @@ def test_the_list_counts_without_a_query_per_team(world) -> None:
     assert [cell.split("<")[0] for cell in web_row.split("<td>")[1:5]] == ["2", "1", "1", "1"]
 
 
+def _every_section(client, world) -> str:
+    """The team page's sections one after another (settings answers 404 to all but admins)."""
+    return "".join(client.get(f"{_detail(world)}?tab={tab}").content.decode() for tab in TEAM_TABS)
+
+
 def test_the_team_page_shows_members_grants_and_robots(world) -> None:
-    body = client_for("bob", world).get(_detail(world)).content.decode()
+    body = _every_section(client_for("bob", world), world)
     for expected in ("alice", "bob", "web/**", "web/site", "robot$web+ci"):
         assert expected in body
 
@@ -162,7 +168,7 @@ def test_readers_get_no_forms(world, persona: str) -> None:
 
 @pytest.mark.parametrize("persona", ["alice", "ada"])
 def test_leads_get_the_forms_with_roles_capped_at_the_teams(world, persona: str) -> None:
-    body = client_for(persona, world).get(_detail(world)).content.decode()
+    body = _every_section(client_for(persona, world), world)
     for url_for, _data in POSTS.values():
         assert f'action="{url_for(world)}"' in body
     assert 'value="write"' in body and 'value="admin"' not in body
@@ -304,7 +310,10 @@ def test_the_team_page_needs_the_same_queries_however_big_the_team(
         services.create_grant(robot, f"web/bot{n}", "read", managed_by=web, context=SYSTEM)  # type: ignore[arg-type]
     with django_assert_max_num_queries(len(small)):
         response = client.get(_detail(world))
-    assert "user5" in response.content.decode() and "robot$web+bot5" in response.content.decode()
+    assert "user5" in response.content.decode()
+    with django_assert_max_num_queries(len(small)):
+        response = client.get(f"{_detail(world)}?tab=grants")
+    assert "robot$web+bot5" in response.content.decode()
 
 
 # --- the team's robots (leads) ------------------------------------------------------------
@@ -351,7 +360,7 @@ def test_revoking_a_team_robot_answers_each_persona_as_the_matrix_says(world, pe
     revoked = Robot.objects.get(name="ci").revoked_at is not None
     assert revoked == (response.status_code == 302 and persona != "anonymous")
     if revoked:
-        assert response["Location"] == _detail(world)
+        assert response["Location"] == f"{_detail(world)}?tab=robots"
 
 
 @pytest.mark.parametrize(("url_for", "method"), [(_add_robot, "get"), (_revoke_robot, "get")])
@@ -425,13 +434,13 @@ def test_a_lead_revokes_the_teams_robot_and_the_page_says_so(world) -> None:
 
 @pytest.mark.parametrize("persona", ["alice", "ada"])
 def test_leads_get_the_robot_forms(world, persona: str) -> None:
-    body = client_for(persona, world).get(_detail(world)).content.decode()
+    body = client_for(persona, world).get(_detail(world), {"tab": "robots"}).content.decode()
     assert f'action="{_add_robot(world)}"' in body and f'action="{_revoke_robot(world)}"' in body
 
 
 @pytest.mark.parametrize("persona", ["bob", "audrey"])
 def test_readers_see_robots_and_their_state_but_no_robot_forms(world, persona: str) -> None:
-    body = client_for(persona, world).get(_detail(world)).content.decode()
+    body = client_for(persona, world).get(_detail(world), {"tab": "robots"}).content.decode()
     assert "robot$web+ci" in body and 'badge ok">active' in body
     assert 'action="/teams/web/robots/' not in body and "rgb_" not in body
 
@@ -533,14 +542,16 @@ def test_a_big_teams_members_come_50_a_page_with_their_own_pager(world) -> None:
 def test_the_managed_grants_page_apart_from_the_members(world) -> None:
     _fill_web(world, 55)  # 56 managed grants: bob's web/site and web/m00..web/m54
     client = client_for("audrey", world)
-    response = client.get(_detail(world), {"members": "2", "managed": "2"})
-    assert _members_shown(response)[0] == "member48"  # the members' page is kept
+    response = client.get(_detail(world), {"tab": "grants", "members": "2", "managed": "2"})
+    assert [membership.user.username for membership in response.context["members"].object_list][0] == "member48"
     assert [grant.pattern for grant in response.context["managed_grants"].object_list] == [
         *(f"web/m{n:02}" for n in range(50, 55)),
         "web/site",
     ]
     body = response.content.decode()
-    assert "?members=2&amp;managed=1#managed" in body and "?members=1&amp;managed=2#members" in body
+    assert "?tab=grants&amp;members=2&amp;managed=1#managed" in body  # the pager stays in its section
+    members = client.get(_detail(world), {"members": "2", "managed": "2"}).content.decode()
+    assert "?members=1&amp;managed=2#members" in members
 
 
 def test_a_lead_finds_a_member_of_a_big_team_by_name(world) -> None:
@@ -581,9 +592,9 @@ def test_the_team_page_needs_the_same_queries_for_2_or_57_members(world, persona
 
 def test_the_delete_card_counts_every_membership_not_one_page(world) -> None:
     _fill_web(world, 55)
-    body = client_for("ada", world).get(_detail(world)).content.decode()
+    body = client_for("ada", world).get(_detail(world), {"tab": "settings"}).content.decode()
     assert "its 57 memberships" in body
-    searched = client_for("ada", world).get(_detail(world), {"member": "bob"}).content.decode()
+    searched = client_for("ada", world).get(_detail(world), {"tab": "settings", "member": "bob"}).content.decode()
     assert "all its memberships" in searched and "its 1 membership" not in searched
 
 

@@ -1,4 +1,5 @@
-"""What every dashboard form shares: "until" days as instants, and service errors shown on fields."""
+"""What every dashboard form shares: "until" days as instants, service errors shown on fields, and
+text fields that suggest people or teams as you type."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse_lazy
 from django.utils import timezone
 
 
@@ -49,3 +51,23 @@ class ExpiryMixin:
     def expires_at(self) -> datetime | None:
         day = self.cleaned_data.get("expires_on")
         return expiry_from_date(day) if day else None
+
+
+def suggesting(kind: str, list_id: str, **attrs: str) -> forms.TextInput:
+    """A text field whose ``<datalist>`` (``_field.html`` adds it) htmx fills from ``suggest:<kind>``.
+
+    Without JavaScript it is a plain text field; the form still checks the name on submit.
+    ``list_id`` must be unique on the page: the team page has several such fields.
+    """
+    return forms.TextInput(
+        attrs={
+            "autocomplete": "off",
+            "list": list_id,
+            "hx-get": reverse_lazy(f"suggest:{kind}"),
+            "hx-trigger": "input changed delay:250ms",
+            "hx-target": f"#{list_id}",
+            "hx-swap": "innerHTML",
+            "hx-sync": "this:replace",
+            **attrs,
+        }
+    )

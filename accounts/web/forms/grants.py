@@ -20,7 +20,7 @@ from accounts.access.subjects import find_robot
 from accounts.constants import ROBOT_LOGIN_PREFIX
 from accounts.models import Grant, Registry, Robot, Role, Team, User
 from accounts.validators import pattern_validator
-from accounts.web.forms.common import ExpiryMixin
+from accounts.web.forms.common import ExpiryMixin, suggesting
 
 EVERY_REGISTRY = "*"
 SOON = timedelta(days=7)
@@ -58,7 +58,7 @@ def _team_field(label: str, help_text: str = "") -> forms.ModelChoiceField:
         required=False,
         label=label,
         help_text=help_text,
-        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "web"}),
+        widget=suggesting("teams", "suggest-managed-by", placeholder="web"),
         error_messages={"invalid_choice": NO_SUCH_TEAM},
     )
 
@@ -141,7 +141,7 @@ class NewGrantForm(ExpiryMixin, forms.Form):
     subject = forms.CharField(
         max_length=255,
         label="Name",
-        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        widget=suggesting("users", "suggest-subject"),
         help_text=f"A username, a team name, or a robot login ({ROBOT_LOGIN_PREFIX}<team>+<name>).",
     )
     pattern = forms.CharField(

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from accounts.constants import ROBOT_LOGIN_PREFIX, ROLE_ORDER
 from accounts.models import Robot, Role, Team, TeamRole, User
 from accounts.validators import pattern_validator
-from accounts.web.forms.common import ExpiryMixin
+from accounts.web.forms.common import ExpiryMixin, suggesting
 
 
 class AddMemberForm(forms.Form):
@@ -25,7 +25,7 @@ class AddMemberForm(forms.Form):
     username = forms.ModelChoiceField(
         queryset=User.objects.all(),
         to_field_name="username",
-        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        widget=suggesting("users", "suggest-member"),
         error_messages={"invalid_choice": "No user is called that."},
     )
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)
@@ -50,7 +50,9 @@ class GrantForm(ExpiryMixin, forms.Form):
     """A lead's grant: a user or one of the team's robots, a pattern, a role up to the team's strongest."""
 
     subject = forms.CharField(
-        max_length=255, help_text=f"A username, or a robot of this team ({ROBOT_LOGIN_PREFIX}<team>+<name>)."
+        max_length=255,
+        widget=suggesting("users", "suggest-grantee"),
+        help_text=f"A username, or a robot of this team ({ROBOT_LOGIN_PREFIX}<team>+<name>).",
     )
     pattern = forms.CharField(max_length=255, validators=[pattern_validator])
     role = forms.ChoiceField(choices=())

@@ -13,7 +13,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from accounts.models import User
+from accounts.models import Team, TeamRole, User
+from accounts.web.forms.common import suggesting
 
 GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 random bits: far past any guessing
 
@@ -138,3 +139,15 @@ class ActiveForm(forms.Form):
         if self.is_self and data.get("active") is False:
             raise ValidationError("You cannot deactivate yourself: ask another admin.", code="lockout")
         return data
+
+
+class AddToTeamForm(forms.Form):
+    """From a person's page: put them in a team (or change their role there), picked by name."""
+
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.all(),
+        to_field_name="name",
+        widget=suggesting("teams", "suggest-team", placeholder="web"),
+        error_messages={"invalid_choice": "No team is called that."},
+    )
+    role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)

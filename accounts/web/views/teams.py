@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -29,8 +30,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -79,6 +81,10 @@ def _strongest_role(team_grants: list[Grant], now: datetime) -> str | None:
     """The most a lead can hand out: the team's strongest unexpired grant for every registry."""
     roles = {g.role for g in team_grants if g.registry_id is None and (g.expires_at is None or g.expires_at > now)}
     return max(roles, key=ROLE_ORDER.index, default=None)
+
+
+# The team page's sections, each at its own URL (?tab=); the first is the page itself.
+TABS = ("members", "grants", "robots", "settings")
 
 
 def _led_team(request: HttpRequest, name: str) -> Team:
@@ -150,9 +156,24 @@ def _team_context(request: HttpRequest, team: Team) -> dict[str, Any]:
     }
 
 
-def _team_page(request: HttpRequest, team: Team, *, status: int = 200, **extra: Any) -> HttpResponse:
-    """The team page; ``extra`` replaces a blank form with a bound one, or carries a new robot's secret."""
+def _tab_url(team: Team, tab: str) -> str:
+    """Back to a section of the team page after a change (members is the page itself)."""
+    url = reverse("teams:detail", kwargs={"name": team.name})
+    return url if tab == TABS[0] else f"{url}?{urlencode({'tab': tab})}"
+
+
+def _team_page(
+    request: HttpRequest, team: Team, tab: str = TABS[0], *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    """One section of the team page; ``extra`` replaces a blank form with a bound one, or carries a new robot's secret.
+
+    A form that failed is shown in its own section, so the section follows the view, not the query.
+    """
     context = _team_context(request, team)
+    if tab == "settings" and not context["is_admin"]:
+        raise Http404("Only administrators change a team's settings.")
+    context["tab"] = tab
+    context["tabs"] = [t for t in TABS if t != "settings" or context["is_admin"]]
     if context["can_manage"]:
         cap = _strongest_role(context["team_grants"], context["now"])
         context["cap"] = cap
@@ -213,7 +234,10 @@ def team_list(request: HttpRequest) -> HttpResponse:
 def team_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Members (searchable) and managed grants, 50 a page each; the team's grants and robots in full."""
     team = get_object_or_404(Team, name=name)
-    return _team_page(request, team, status=200 if TeamSearchForm(request.GET).is_valid() else 400)
+    tab = request.GET.get("tab") or TABS[0]
+    if tab not in TABS:
+        raise Http404("The team page has no such section.")
+    return _team_page(request, team, tab, status=200 if TeamSearchForm(request.GET).is_valid() else 400)
 
 
 @require_POST
@@ -231,8 +255,8 @@ def add_member(request: HttpRequest, name: str) -> HttpResponse:
             add_service_error(form, exc)
         else:
             messages.success(request, f"{user.username} is now a {role} of team {team.name}.")
-            return redirect("teams:detail", name=team.name)
-    return _team_page(request, team, status=400, member_form=form)
+            return redirect(_tab_url(team, "members"))
+    return _team_page(request, team, "members", status=400, member_form=form)
 
 
 @require_POST
@@ -247,7 +271,7 @@ def remove_member(request: HttpRequest, name: str, username: str) -> HttpRespons
             membership, acting_user=request.user, context=AuditContext.from_request(request)
         )
     except ValidationError as exc:
-        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+        return _team_page(request, team, "members", status=400, action_error=" ".join(exc.messages))
     kept = Membership.objects.filter(pk=membership.pk).prefetch_related("directory_groups").first()
     if kept is None:
         messages.success(request, f"Removed {username} from team {team.name}.")
@@ -256,7 +280,7 @@ def remove_member(request: HttpRequest, name: str, username: str) -> HttpRespons
         messages.success(
             request, f"Removed {username}'s local role; they stay a {kept.role} of team {team.name} through {groups}."
         )
-    return redirect("teams:detail", name=team.name)
+    return redirect(_tab_url(team, "members"))
 
 
 @require_POST
@@ -281,8 +305,8 @@ def add_grant(request: HttpRequest, name: str) -> HttpResponse:
             add_service_error(form, exc)
         else:
             messages.success(request, f"Granted {grant.role} on {grant.pattern} to {_subject_name(subject)}.")
-            return redirect("teams:detail", name=team.name)
-    return _team_page(request, team, status=400, grant_form=form)
+            return redirect(_tab_url(team, "grants"))
+    return _team_page(request, team, "grants", status=400, grant_form=form)
 
 
 @require_POST
@@ -296,9 +320,9 @@ def revoke_grant(request: HttpRequest, name: str, grant_id: int) -> HttpResponse
     try:
         services.lead_revoke(grant, acting_user=request.user, context=AuditContext.from_request(request))
     except ValidationError as exc:
-        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+        return _team_page(request, team, "grants", status=400, action_error=" ".join(exc.messages))
     messages.success(request, f"Revoked {grant.role} on {grant.pattern} from {subject}.")
-    return redirect("teams:detail", name=team.name)
+    return redirect(_tab_url(team, "grants"))
 
 
 @require_POST
@@ -313,17 +337,17 @@ def grant_expiry(request: HttpRequest, name: str, grant_id: int) -> HttpResponse
     form = ExpiryChangeForm(request.POST)
     if not form.is_valid():
         problems = " ".join(str(e) for errors in form.errors.values() for e in errors)
-        return _team_page(request, team, status=400, action_error=problems)
+        return _team_page(request, team, "grants", status=400, action_error=problems)
     try:
         grant, capped = services.lead_set_expiry(
             grant, form.new_expiry, acting_user=request.user, context=AuditContext.from_request(request)
         )
     except ValidationError as exc:
-        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+        return _team_page(request, team, "grants", status=400, action_error=" ".join(exc.messages))
     until = f"until {grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else "with no expiry"
     note = " (capped: the team's own grant ends then)" if capped else ""
     messages.success(request, f"{grant.role} on {grant.pattern} for {grant.subject_label} now lasts {until}{note}.")
-    return redirect("teams:detail", name=team.name)
+    return redirect(_tab_url(team, "grants"))
 
 
 # Team robots (team leads) -----------------------------------------------------------
@@ -351,8 +375,8 @@ def add_robot(request: HttpRequest, name: str) -> HttpResponse:
             add_credential_error(form, exc)
         else:
             hosts = Registry.objects.login_hosts() or ["HOST"]
-            return _team_page(request, team, status=201, new_robot=robot, secret=secret, hosts=hosts)
-    return _team_page(request, team, status=400, robot_form=form)
+            return _team_page(request, team, "robots", status=201, new_robot=robot, secret=secret, hosts=hosts)
+    return _team_page(request, team, "robots", status=400, robot_form=form)
 
 
 @require_POST
@@ -363,7 +387,7 @@ def revoke_robot(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     robot = get_object_or_404(Robot.objects.select_related("team"), pk=pk, team=team)
     services.lead_revoke_robot(robot, acting_user=request.user, context=AuditContext.from_request(request))
     messages.success(request, f"Revoked {robot.login_name}: it no longer signs in.")
-    return redirect("teams:detail", name=team.name)
+    return redirect(_tab_url(team, "robots"))
 
 
 # Directory groups of a team (admins) ---------------------------------------------------
@@ -399,8 +423,8 @@ def add_directory_group(request: HttpRequest, name: str) -> HttpResponse:
             messages.success(
                 request, f"Members of {same} join team {team.name} as {role} at their next sign-in or sync."
             )
-            return redirect("teams:detail", name=team.name)
-    return _team_page(request, team, status=400, group_form=form)
+            return redirect(_tab_url(team, "members"))
+    return _team_page(request, team, "members", status=400, group_form=form)
 
 
 @require_POST
@@ -415,9 +439,9 @@ def remove_directory_group(request: HttpRequest, name: str, pk: int) -> HttpResp
     try:
         services.directory.set_directory_groups(team, kept, context=AuditContext.from_request(request))
     except ValidationError as exc:
-        return _team_page(request, team, status=400, action_error=" ".join(exc.messages))
+        return _team_page(request, team, "members", status=400, action_error=" ".join(exc.messages))
     messages.success(request, f"Team {team.name} no longer takes members from {mapping.dn}.")
-    return redirect("teams:detail", name=team.name)
+    return redirect(_tab_url(team, "members"))
 
 
 # Teams themselves (admins) ------------------------------------------------------------
@@ -459,8 +483,8 @@ def team_edit(request: HttpRequest, name: str) -> HttpResponse:
             add_service_error(form, exc)
         else:
             messages.success(request, f"Saved the description of team {team.name}.")
-            return redirect("teams:detail", name=team.name)
-    return _team_page(request, team, status=400, edit_form=form)
+            return redirect(_tab_url(team, "settings"))
+    return _team_page(request, team, "settings", status=400, edit_form=form)
 
 
 @require_POST
@@ -470,7 +494,7 @@ def team_delete(request: HttpRequest, name: str) -> HttpResponse:
     team = get_object_or_404(Team, name=name)
     form = DeleteTeamForm(request.POST, prefix="delete", team=team)
     if not form.is_valid():
-        return _team_page(request, team, status=400, delete_form=form)
+        return _team_page(request, team, "settings", status=400, delete_form=form)
     services.delete_team(team, context=AuditContext.from_request(request))
     messages.success(request, f"Deleted team {name} with its memberships, grants and robots.")
     return redirect("teams:list")

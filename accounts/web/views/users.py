@@ -29,7 +29,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import services
 from accounts.models import Grant, Membership, TeamRole, User
 from accounts.web.forms.common import add_service_error
-from accounts.web.forms.users import ActiveForm, EditUserForm, NewUserForm, SetPasswordForm, UserFilterForm
+from accounts.web.forms.users import (
+    ActiveForm,
+    AddToTeamForm,
+    EditUserForm,
+    NewUserForm,
+    SetPasswordForm,
+    UserFilterForm,
+)
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from registryadmin.guards import admin_required, is_admin, overseer_required
@@ -189,6 +196,7 @@ def _detail_page(request: HttpRequest, person: User, *, status: int = 200, **for
     if context["can_change"]:
         context["edit_form"] = forms.get("edit_form") or EditUserForm(person=person, acting_user=request.user)
         context["password_form"] = forms.get("password_form") or SetPasswordForm()
+        context["team_form"] = forms.get("team_form") or AddToTeamForm(prefix="team")
     return render(request, "users/detail.html", context, status=status)
 
 
@@ -264,3 +272,23 @@ def revoke_refresh(request: HttpRequest, username: str) -> HttpResponse:
     count = services.revoke_user_refresh_tokens(person, context=AuditContext.from_request(request))
     messages.success(request, f"Revoked {count} refresh token{'s' if count != 1 else ''} of {person.username}.")
     return redirect("users:detail", username=person.username)
+
+
+@require_POST
+@admin_required
+def add_to_team(request: HttpRequest, username: str) -> HttpResponse:
+    """Put this person in a team from their own page; back to their page (no re-post on reload)."""
+    person = get_object_or_404(User, username=username)
+    form = AddToTeamForm(request.POST, prefix="team")
+    if form.is_valid():
+        team, role = form.cleaned_data["team"], form.cleaned_data["role"]
+        try:
+            services.lead_set_membership(
+                team, person, role, acting_user=request.user, context=AuditContext.from_request(request)
+            )
+        except ValidationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"{person.username} is now a {role} of team {team.name}.")
+            return redirect("users:detail", username=person.username)
+    return _detail_page(request, person, status=400, team_form=form)
