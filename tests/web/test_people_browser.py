@@ -37,6 +37,9 @@ def test_an_admin_picks_a_team_for_carol_and_walks_the_team_sections(app: AppSer
     for tab in ("members", "grants", "robots", "settings"):
         page.goto(f"{app.url}/teams/web/?tab={tab}")
         assert page.locator("nav.tabs a[aria-current=page]").inner_text().lower() == tab
+        if tab == "members":  # a destructive button shows only once its red summary is opened
+            page.locator("details.confirm summary").first.click()
+            assert page.locator("details.confirm button.danger").first.is_visible()
         overflows += check_layout(page, f"people-team-{tab}")
 
     page.goto(f"{app.url}/teams/web/?tab=grants")
