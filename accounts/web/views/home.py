@@ -19,6 +19,7 @@ from accounts.access.engine import describe_access
 from accounts.access.subjects import subject_for_user
 from accounts.models import AuthMode, Registry, Repository, User
 from accounts.web import overview as parts
+from accounts.web.my_access import access_rows
 from audit.alerts import failed_login_bursts
 from registryadmin.guards import is_admin, is_overseer
 
@@ -31,7 +32,7 @@ def _my_access(user: User) -> dict[str, Any]:
     public = Repository.objects.filter(public=True).order_by("name")
     htpasswd_registries = Registry.objects.filter(auth_mode=AuthMode.HTPASSWD).values_list("service", flat=True)
     return {
-        "entries": describe_access(subject_for_user(user), now=now),
+        "entries": access_rows(user, describe_access(subject_for_user(user), now=now)),
         "public_repositories": public[:PUBLIC_SHOWN],
         "public_more": max(public.count() - PUBLIC_SHOWN, 0),
         "soon": now + timedelta(days=7),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
@@ -14,7 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts import services
-from accounts.models import AuthHold, HoldScope
+from accounts.bootstrap import PASSWORD_FILE
+from accounts.models import AuthHold, HoldScope, User
 from audit.context import AuditContext
 from registryadmin.guards import admin_required
 
@@ -26,6 +28,16 @@ class SignInView(auth_views.LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # Until someone has signed in, the first administrator needs to know where bootstrap wrote their
+        # password (only when it did: an ADMIN_PASSWORD from the environment leaves no file to point at).
+        password_file = settings.DATA_DIR / PASSWORD_FILE
+        if not User.objects.filter(last_login__isnull=False).exists() and password_file.exists():
+            context["initial_password_file"] = password_file
+            context["admin_username"] = settings.ADMIN_USERNAME
+        return context
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.username = str(request.POST.get("username", ""))[:150]
