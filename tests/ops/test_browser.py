@@ -2,10 +2,11 @@
 
 ada (admin) creates team web, makes alice its lead and gives the team write on web/**; alice grants
 carol read on web/app; carol sees it in "My access"; an auditor finds carol's denied push and opens
-"why denied". Then every persona walks its navigation: every page loads without a console error,
-and the live search filters in place. Each page also reports its CSP violations (the policy allows
-no inline script, style or eval), and a canary test proves that report works. Screenshots land in
-tests/output/ (ignored by git) for a person to look at.
+"why denied". Then every persona walks its navigation: every page loads without a console error and,
+at 1366x768 and 1920x1080, without horizontal overflow; the live search filters in place. Each page
+also reports its CSP violations (the policy allows no inline script, style or eval), and a canary test
+proves that report works. Screenshots of every page at both sizes land in tests/output/ (ignored by
+git) for a person to look at.
 """
 
 from __future__ import annotations
@@ -104,6 +105,26 @@ def sign_in(browser: object, base: str, username: str) -> object:
 def shot(page: object, name: str) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+# The sizes every dashboard page is checked and photographed at: a common laptop and a desktop screen.
+VIEWPORTS = ((1366, 768), (1920, 1080))
+NO_OVERFLOW = "document.documentElement.scrollWidth <= innerWidth"
+
+
+def check_layout(page: object, name: str) -> list[str]:
+    """At each of VIEWPORTS: no horizontal overflow, and a full-page screenshot ``<name>-<width>.png``.
+
+    Resizing the one page is far cheaper than a page (and a sign-in) per size; returns the overflows found.
+    """
+    problems = []
+    for width, height in VIEWPORTS:
+        page.set_viewport_size({"width": width, "height": height})
+        if not page.evaluate(NO_OVERFLOW):
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            problems.append(f"{name} is {wide}px wide at {width}px")
+        shot(page, f"{name}-{width}")
+    return problems
 
 
 def submit(page: object, form: object) -> None:
@@ -213,14 +234,23 @@ def populated(transactional_db: None) -> None:
 def test_every_page_in_the_navigation_loads_without_console_errors(
     populated: None, app: AppServer, browser, persona: str
 ) -> None:
+    overflows = []
+    if persona == "ada":  # the sign-in page once, not per persona: it is the same for everyone
+        page = watch(browser.new_page())
+        page.goto(app.url + "/login/")
+        overflows += check_layout(page, "login")
+        assert csp_problems(page) == [] and page.console_errors == [], page.console_errors
+        page.close()
     page = sign_in(browser, app.url, persona)
     links = _nav_links(page)
     assert len(links) >= 6
     for text, href in links:
+        page.set_viewport_size({"width": VIEWPORTS[0][0], "height": VIEWPORTS[0][1]})
         response = page.goto(app.url + href)
         page.wait_for_load_state("networkidle")
         assert response.status == 200, f"{persona}: {text} ({href}) answered {response.status}"
-        shot(page, f"{persona}-{re.sub(r'[^a-z0-9]+', '-', href).strip('-') or 'home'}")
+        overflows += check_layout(page, f"{persona}-{re.sub(r'[^a-z0-9]+', '-', href).strip('-') or 'home'}")
+    assert overflows == [], overflows
     assert csp_problems(page) == [], csp_problems(page)
     assert page.console_errors == [], page.console_errors
 
