@@ -72,7 +72,8 @@ def test_rotating_needs_post_and_a_csrf_token(world: dict) -> None:
 
 def test_the_team_page_offers_rotation_and_flags_an_old_secret(world: dict, settings) -> None:
     Robot.objects.filter(pk=world["robot"].pk).update(secret_set_at=timezone.now() - timedelta(days=100))
-    body = client_for("alice", world).get(reverse("teams:detail", kwargs={"name": "web"})).content.decode()
+    team_robots = reverse("teams:detail", kwargs={"name": "web"}) + "?tab=robots"  # robots have their own section
+    body = client_for("alice", world).get(team_robots).content.decode()
     assert rotate_url(world["robot"]) in body and "old: rotate it" in body
     home = client_for("alice", world).get("/").content.decode()
     assert "Robot secrets to rotate" in home and "robot$web+ci" in home
