@@ -116,3 +116,18 @@ def test_a_failed_team_grant_is_shown_in_the_grants_section_with_its_summary(wor
     response = client_for("alice", world).post(url, {"grant-subject": "nobody", "grant-pattern": "web/x"})
     assert response.status_code == 400
     assert response.context["tab"] == "grants" and 'class="form-errors"' in response.content.decode()
+
+
+def test_granting_from_the_team_page_returns_to_the_team_page(world) -> None:
+    client = client_for("ada", world)
+    back = reverse("teams:detail", args=["web"]) + "?tab=grants"
+    assert "next=%2Fteams%2Fweb%2F%3Ftab%3Dgrants" in client.get(back).content.decode()
+    data = {"subject_kind": "team", "subject": "web", "pattern": "web/extra", "role": "read", "next": back}
+    response = client.post(reverse("grants:new"), data)
+    assert response.status_code == 302 and response["Location"] == back
+
+
+def test_a_grant_ignores_a_next_that_leaves_the_site(world) -> None:
+    data = {"subject_kind": "user", "subject": "carol", "pattern": "web/x", "role": "read", "next": "//evil.example/"}
+    response = client_for("ada", world).post(reverse("grants:new"), data)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("grants:list"))

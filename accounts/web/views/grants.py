@@ -83,7 +83,8 @@ def grant_new(request: HttpRequest) -> HttpResponse:
     """Give a user, team or robot a role; ``?user=``, ``?team=`` or ``?robot=`` fill in the subject."""
     if request.method == "GET":
         form = NewGrantForm(initial=NewGrantForm.prefill(request.GET))
-        return render(request, "grants/new.html", {"form": form})
+        # A page that links here (the team page) passes ?next= to be returned to after the grant.
+        return render(request, "grants/new.html", {"form": form, "next": request.GET.get("next", "")[:500]})
     form = NewGrantForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -102,8 +103,8 @@ def grant_new(request: HttpRequest) -> HttpResponse:
         else:
             name = _subject_name(data["subject"])
             messages.success(request, f"Granted {grant.role} on {grant.pattern} to {name}.")
-            return redirect(f"{_list_url()}?{urlencode({'subject': name})}")
-    return render(request, "grants/new.html", {"form": form}, status=400)
+            return redirect(next_url(request, f"{_list_url()}?{urlencode({'subject': name})}"))
+    return render(request, "grants/new.html", {"form": form, "next": request.POST.get("next", "")[:500]}, status=400)
 
 
 @require_POST
