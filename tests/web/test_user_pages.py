@@ -268,7 +268,7 @@ def test_an_empty_password_is_generated_and_shown_exactly_once(world) -> None:
     assert response.status_code == 200
     password = response.context["password"]
     body = response.content.decode()
-    assert f"<code>{password}</code>" in body and "shown only this once" in body and "safely" in body
+    assert f"<code data-secret>{password}</code>" in body and "shown only this once" in body and "safely" in body
     assert "no-store" in response["Cache-Control"]
     assert User.objects.get(username="newbie").check_password(password)
     assert len(password) >= 20
@@ -475,7 +475,7 @@ def test_a_generated_password_is_shown_once_and_says_docker_logins_ended(world) 
     assert response.status_code == 200
     password = response.context["password"]
     body = response.content.decode()
-    assert f"<code>{password}</code>" in body and "revoked their refresh tokens" in body
+    assert f"<code data-secret>{password}</code>" in body and "revoked their refresh tokens" in body
     assert "no-store" in response["Cache-Control"]
     assert User.objects.get(username="zoe").check_password(password)
     assert AuditRecord.objects.filter(detail__action="user.set_password", actor="ada").exists()
