@@ -140,6 +140,10 @@ TABLE: dict[str, Row] = {
     "reviews:certify": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
     "reviews:revoke": Row(lambda w: {"pk": w["campaign"].pk, "item": w["review_item"].pk}, None, WEB_LEADS),
     # Unused rights: overseers read it all, each lead their teams' part; admins and leads act on it.
+    # Suggestions while typing a person or a team: leads (usernames only) and overseers.
+    "suggest:users": Row(none, frozenset({"olga", "alice", "audrey", "ada"}), None),
+    "suggest:teams": Row(none, frozenset({"olga", "alice", "audrey", "ada"}), None),
+    "users:add_to_team": Row(lambda w: {"username": "bob"}, None, ADMINS),
     "access:unused": Row(none, frozenset({"olga", "alice", "audrey", "ada"}), None),
     "access:unused_apply": Row(none, None, frozenset({"olga", "alice", "ada"})),
     "access:unused_dismiss": Row(none, None, frozenset({"olga", "alice", "ada"})),
