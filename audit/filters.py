@@ -78,6 +78,12 @@ def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ValueError(f"{value!r} is neither an IP address nor a CIDR range ({example}).") from None
 
 
+# "refused" is not an outcome a record holds: it means any of the outcomes that refused the client
+# (the home page's "Every denial" link), so one filter finds them all.
+REFUSED = "refused"
+REFUSED_OUTCOMES = ("denied", "partial", "auth_failed", "limited")
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     """Every criterion is optional and they all combine (AND).
@@ -109,7 +115,8 @@ class AuditFilter:
             "time__gte": self.since,
             "time__lt": self.until,
             "kind": self.kind,
-            "outcome": self.outcome,
+            "outcome": None if self.outcome == REFUSED else self.outcome,
+            "outcome__in": REFUSED_OUTCOMES if self.outcome == REFUSED else None,
             "actor": self.user,
             "registry": self.registry,
         }
