@@ -580,6 +580,7 @@ def run(
     """
     lines: list[str] = []
     with transaction.atomic():
+        actor_before = _actor_state(context)
         changes = plan(load(text))
         mark = last_record_id()
         for change in changes:
@@ -587,11 +588,34 @@ def run(
             if on_change is not None:
                 on_change(str(change))
             change.apply(context)
+        _keep_the_actor(context, actor_before)
         # What the changes took with them: grants a team managed that its grants no longer cover.
         after = consequences(after=mark)
         if dry_run:
             transaction.set_rollback(True)
     return Outcome(lines, after, applied=not dry_run)
+
+
+def _actor_state(context: AuditContext) -> dict[str, Any] | None:
+    return User.objects.filter(pk=context.actor_id).values("username", "is_superuser", "is_active").first()
+
+
+def _keep_the_actor(context: AuditContext, before: dict[str, Any] | None) -> None:
+    """As on the pages, nobody removes their own admin flag or deactivates (or deletes) themselves by a file.
+
+    Checked after the changes, inside their transaction: the error rolls every one of them back. Without
+    a signed-in actor (``manage.py apply_policy``, the operator at the shell) there is nobody to keep.
+    """
+    if context.actor_id is None or before is None:
+        return
+    now = _actor_state(context)
+    name = before["username"]
+    if now is None:
+        raise PolicyError([f"users: the file would delete {name!r}, the person applying it"])
+    if before["is_active"] and not now["is_active"]:
+        raise PolicyError([f"users[{name}]: you cannot deactivate yourself"])
+    if before["is_superuser"] and not now["is_superuser"]:
+        raise PolicyError([f"users[{name}]: you cannot remove your own admin flag"])
 
 
 def last_record_id() -> int:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -115,6 +115,10 @@ def _plain(request: HttpRequest, status: int, message: str) -> HttpResponse:
     return HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
+def _has_nul(query: QueryDict) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in query.lists())
+
+
 class RequestShapeMiddleware:
     """Answer 4xx to requests no view should see: a NUL in the path, an unusable charset, a body too large.
 
@@ -131,6 +135,9 @@ class RequestShapeMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path_info:
             return _plain(request, 400, "A NUL byte is not allowed in the address.")
+        # The API reads some query values straight into lookups (the pages' forms refuse NUL themselves).
+        if request.path.startswith(API_PREFIX) and _has_nul(request.GET):
+            return _plain(request, 400, "A NUL byte is not allowed in a query parameter.")
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit():
             return _plain(request, 400, "Content-Length is not a number.")

@@ -127,3 +127,27 @@ def test_every_operation_documents_its_refusals_and_the_schema_validates(ada: Us
             assert {"400", "401", "403"} <= codes, (method, path)
             if "{" in path:
                 assert "404" in codes, (method, path)
+
+
+def test_a_nul_byte_in_a_query_parameter_is_a_400_before_any_lookup(ada: User) -> None:
+    client = token_client(ada)
+    for url in ("/api/access/why?user=a%00b&repository=web/app", "/api/grants/?user=%00", "/api/users/?q%00=x"):
+        response = client.get(url)
+        assert response.status_code == 400 and "NUL" in response.json()["detail"], url
+
+
+def test_applying_a_policy_never_removes_the_appliers_admin_flag_or_deactivates_them(ada: User) -> None:
+    client = token_client(ada)
+    for entry, message in (("admin: false", "admin flag"), ("active: false", "deactivate yourself")):
+        policy = f"users:\n  - username: ada\n    {entry}\nteams: []\ngrants: []\nrepositories: []\n"
+        response = client.generic("POST", "/api/policy", policy, content_type="application/yaml")
+        assert response.status_code == 400 and message in str(response.json()["fields"]), response.json()
+    ada.refresh_from_db()
+    assert ada.is_superuser and ada.is_active
+    dry = client.generic(
+        "POST",
+        "/api/policy?dry_run=1",
+        "users:\n  - username: ada\n    admin: false\n",
+        content_type="application/yaml",
+    )
+    assert dry.status_code == 400
