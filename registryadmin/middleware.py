@@ -115,8 +115,9 @@ def _plain(request: HttpRequest, status: int, message: str) -> HttpResponse:
     return HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
 
 
-def _has_nul(query: QueryDict) -> bool:
-    return any("\x00" in key or any("\x00" in value for value in values) for key, values in query.lists())
+def _nul_parameter(query: QueryDict) -> str | None:
+    """The first query parameter whose name or value holds a NUL byte."""
+    return next((key for key, values in query.lists() if "\x00" in key or any("\x00" in v for v in values)), None)
 
 
 class RequestShapeMiddleware:
@@ -136,8 +137,10 @@ class RequestShapeMiddleware:
         if "\x00" in request.path_info:
             return _plain(request, 400, "A NUL byte is not allowed in the address.")
         # The API reads some query values straight into lookups (the pages' forms refuse NUL themselves).
-        if request.path.startswith(API_PREFIX) and _has_nul(request.GET):
-            return _plain(request, 400, "A NUL byte is not allowed in a query parameter.")
+        if request.path.startswith(API_PREFIX) and (name := _nul_parameter(request.GET)) is not None:
+            message = "A NUL byte is not allowed here."
+            shape = {"status": 400, "error": "invalid", "detail": message, "fields": {name: [message]}}
+            return JsonResponse(shape, status=400)
         length = request.META.get("CONTENT_LENGTH") or "0"
         if not length.isdigit():
             return _plain(request, 400, "Content-Length is not a number.")

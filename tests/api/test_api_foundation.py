@@ -134,6 +134,7 @@ def test_a_nul_byte_in_a_query_parameter_is_a_400_before_any_lookup(ada: User) -
     for url in ("/api/access/why?user=a%00b&repository=web/app", "/api/grants/?user=%00", "/api/users/?q%00=x"):
         response = client.get(url)
         assert response.status_code == 400 and "NUL" in response.json()["detail"], url
+        assert response.json()["error"] == "invalid" and len(response.json()["fields"]) == 1, url
 
 
 def test_applying_a_policy_never_removes_the_appliers_admin_flag_or_deactivates_them(ada: User) -> None:

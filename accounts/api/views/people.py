@@ -75,16 +75,6 @@ def _ordered(queryset: QuerySet, ordering: str, fields: dict[str, str]) -> Query
     return queryset.order_by(f"-{field}" if descending else field, "-pk" if descending else "pk")
 
 
-class Pages(pagination.Pages):
-    """The API's pages, where a page past the last (or page=0) is a bad parameter: 400, not 404."""
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({self.page_query_param: [f"No such page: {exc.detail}"]}) from exc
-
-
 def _context(request: Request) -> AuditContext:
     return AuditContext.from_request(request)
 
@@ -163,7 +153,7 @@ class UsersView(GenericAPIView):
 
     permission_classes = [Overseers]
     serializer_class = s.UserSerializer
-    pagination_class = Pages
+    pagination_class = pagination.Pages
 
     @extend_schema(
         summary="List users (admins and auditors)",
@@ -379,7 +369,7 @@ class TeamsView(GenericAPIView):
 
     permission_classes = [ReadOrAdmins]
     serializer_class = s.TeamSerializer
-    pagination_class = Pages
+    pagination_class = pagination.Pages
 
     @extend_schema(
         summary="List the teams you may see", parameters=[s.TeamFilterSerializer], responses=s.TeamSerializer(many=True)
@@ -455,7 +445,7 @@ class MembersView(GenericAPIView):
     """A team's members (whoever may see the team); its leads and admins add members or change roles."""
 
     serializer_class = s.MemberSerializer
-    pagination_class = Pages
+    pagination_class = pagination.Pages
 
     @extend_schema(
         summary="List a team's members", parameters=[s.MemberFilterSerializer], responses=s.MemberSerializer(many=True)

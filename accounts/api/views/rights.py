@@ -69,16 +69,6 @@ DELETED = {204: OpenApiResponse(description="Done; nothing to return.")}
 # --- shared helpers -----------------------------------------------------------------------------
 
 
-class Pages(pagination.Pages):
-    """The API's pages, where a page past the last (or page=0) is a bad parameter: 400 (documented), not 404."""
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        try:
-            return super().paginate_queryset(queryset, request, view)
-        except exceptions.NotFound as exc:
-            raise exceptions.ValidationError({self.page_query_param: [f"No such page: {exc.detail}"]}) from exc
-
-
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
     """``data`` checked by ``serializer_class`` (400 with the field errors otherwise)."""
     serializer = serializer_class(data=data)
@@ -140,7 +130,7 @@ class RepositoryListView(GenericAPIView):
     """Every repository we know of (admins and auditors); admins add one."""
 
     permission_classes = [Overseers]
-    pagination_class = Pages
+    pagination_class = pagination.Pages
     serializer_class = RepositorySerializer
 
     @extend_schema(
@@ -284,7 +274,7 @@ def _named_team(data: dict[str, Any], user: User) -> Team | None:
 class GrantListView(GenericAPIView):
     """Grants: admins and auditors every one, a team lead their teams' and what they manage, others their own."""
 
-    pagination_class = Pages
+    pagination_class = pagination.Pages
     serializer_class = GrantSerializer
     permission_classes = [SignedIn]
 
@@ -424,7 +414,7 @@ def _robot_team(name: str | None, user: User) -> Team | None:
 class RobotListView(GenericAPIView):
     """Robots: admins and auditors every one, a team lead their teams'; admins and leads make them."""
 
-    pagination_class = Pages
+    pagination_class = pagination.Pages
     serializer_class = RobotSerializer
     permission_classes = [SignedIn]
 
@@ -556,7 +546,7 @@ def _no_broader_than(request: Request, data: dict[str, Any]) -> None:
 class TokenListView(GenericAPIView):
     """The caller's personal access tokens (admins and auditors: anyone's, with ``?user=``); make one."""
 
-    pagination_class = Pages
+    pagination_class = pagination.Pages
     serializer_class = TokenSerializer
     permission_classes = [SignedIn]
 
