@@ -63,7 +63,7 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[Target]:
 
 def test_the_registry_page_links_to_it(registry: Registry, audrey: User) -> None:
     body = signed_in(audrey).get("/manage/registries/registry/").content.decode()
-    assert f'href="{PAGE}">Test connection</a>' in body
+    assert f'href="{PAGE}">Doctor history</a>' in body
 
 
 def test_an_admin_runs_it_and_is_sent_back_to_the_history(registry: Registry, ada: User, asked: list) -> None:
