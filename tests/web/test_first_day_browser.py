@@ -7,7 +7,10 @@ button. Both pages at 1366x768 and 1920x1080: no horizontal overflow, no console
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from accounts import services
 from tests.conftest import SYSTEM, make_user
@@ -35,7 +38,8 @@ def test_a_fresh_install_guides_the_admin_to_a_whole_config_with_copy_buttons(ap
     copy = page.locator(".copyable .copy-button")
     assert copy.count() >= 1
     copy.first.click()
-    assert copy.first.inner_text() in ("Copied", "Select and copy")
+    # The answer shows for 2 s, then the button reads "Copy" again: wait for it, do not sample it once.
+    expect(copy.first).to_have_text(re.compile("Copied|Select and copy"), timeout=2000)
     assert page.get_by_role("button", name="Test connection").count() == 1
     overflows += check_layout(page, "firstday-registry")
 
