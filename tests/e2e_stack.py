@@ -131,14 +131,24 @@ def celery_process(command: str, env: Mapping[str, str], log: Path, *args: str) 
             process.wait(timeout=10)
 
 
-def overdue(schedule_file: Path, entry: str) -> None:
-    """Beat's own schedule file, in which ``entry`` last ran an hour ago: beat sends it as it starts.
+def once_now() -> str:
+    """A crontab that beat sends at once (with ``overdue``) and not again for about half a year.
 
-    Without it a "* * * * *" entry waits for the next minute boundary (up to a minute of every run).
-    Written by Celery's PersistentScheduler itself, so the file is what beat reads and keeps.
+    "* * * * *" would send it again at the next minute boundary, and a slow run then has two.
+    """
+    month = (celery_app.now().month + 5) % 12 + 1
+    return f"0 0 1 {month} *"
+
+
+def overdue(schedule_file: Path, entry: str) -> None:
+    """Beat's own schedule file, in which ``entry`` last ran over a year ago: beat sends it as it starts.
+
+    Without it an entry waits for its next time (up to a minute of every run for "* * * * *", half a
+    year for ``once_now()``). Written by Celery's PersistentScheduler itself, so the file is what beat
+    reads and keeps.
     """
     scheduler = PersistentScheduler(app=celery_app, schedule_filename=str(schedule_file), lazy=False)
-    scheduler.schedule[entry].last_run_at = celery_app.now() - timedelta(hours=1)
+    scheduler.schedule[entry].last_run_at = celery_app.now() - timedelta(days=400)
     scheduler.sync()
     scheduler.close()
 

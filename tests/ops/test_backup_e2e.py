@@ -36,7 +36,7 @@ from accounts.services.backups import archive, contents, restore
 from audit.models import AuditRecord
 from registryadmin.celery import app as celery_app
 from tests.conftest import SYSTEM, make_user
-from tests.e2e_stack import AppServer, celery_process, eventually, overdue, private_redis_db, registry_for
+from tests.e2e_stack import AppServer, celery_process, eventually, once_now, overdue, private_redis_db, registry_for
 from tests.harness import require_binary
 from tests.harness.clients import Skopeo
 from tests.harness.ociimage import OciImage
@@ -82,7 +82,7 @@ def test_beat_takes_a_verified_encrypted_backup_and_the_copy_command_puts_it_off
     with private_redis_db() as broker:
         env = subprocess_env | {
             "CELERY_BROKER_URL": broker,
-            "SCHEDULE_BACKUP": "* * * * *",
+            "SCHEDULE_BACKUP": once_now(),
             "BACKUP_KEY": BACKUP_KEY,
             "BACKUP_DIR": str(backups),
             "BACKUP_COPY_COMMAND": f"cp -t {offsite}",  # the file's path is appended

@@ -33,7 +33,7 @@ from accounts.models import KeyState, NotificationEndpoint, Registry, Robot, Sig
 from audit.models import AuditRecord
 from registryadmin.celery import app as celery_app
 from tests.conftest import SYSTEM
-from tests.e2e_stack import AppServer, apply_fragment, celery_process, eventually, overdue, private_redis_db
+from tests.e2e_stack import AppServer, apply_fragment, celery_process, eventually, once_now, overdue, private_redis_db
 from tests.harness.clients import Skopeo
 from tests.harness.ociimage import MANIFEST_MEDIA_TYPE, OciImage
 from tests.harness.ports import free_port
@@ -107,7 +107,7 @@ def test_beat_rotates_an_old_key_and_the_running_registry_accepts_tokens_from_th
 
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
     with private_redis_db() as broker:
-        env = app.env | {"CELERY_BROKER_URL": broker, "SCHEDULE_ROTATE_SIGNING_KEY": "* * * * *"}
+        env = app.env | {"CELERY_BROKER_URL": broker, "SCHEDULE_ROTATE_SIGNING_KEY": once_now()}
         overdue(tmp_path / "beat-schedule", "rotate-signing-key")
         schedule = ["--schedule", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"]
         with celery_process("worker", env, worker_log, *WORKER), celery_process("beat", env, beat_log, *schedule):
