@@ -26,8 +26,11 @@ DEFAULT_SPAN = timedelta(hours=24)
 HOURLY_UP_TO = timedelta(days=3)
 MAX_SPAN = timedelta(days=92)  # at most ~92 daily bars: wider windows are clamped to their last 92 days
 TOP_LIMIT = 10
-# Outcomes in stacking order (good first); any other outcome follows, alphabetically.
-OUTCOME_ORDER = ("granted", "success", "partial", "denied", "auth_failed", "failure", "error")
+# Outcomes in stacking order (good first); any other outcome follows, alphabetically. A probe (a push
+# granted, only its cross-repository mount check refused) is an allowed push: it stacks beside granted.
+OUTCOME_ORDER = ("granted", "success", "probe", "partial", "denied", "auth_failed", "failure", "error")
+# "Most denied users": refusals by the rules; a probe's refused mount check is none.
+DENIAL_OUTCOMES = ("denied", "partial")
 # Filter fields the rollup table can answer; ``repository`` only when exact.
 ROLLUP_FIELDS = frozenset({"since", "until", "kind", "outcome", "registry", "repository", "user"})
 
@@ -281,7 +284,7 @@ def top_lists(window: Window, limit: int = TOP_LIMIT) -> TopLists:
     """Most denied users, most pulled repositories and busiest source addresses (from rollups, whole hours)."""
     rollups = AuditRollup.objects.filter(hour__gte=floor_hour(window.start), hour__lt=window.end).order_by()
     denied = (
-        rollups.filter(kind=Kind.ACCESS, outcome__in=("denied", "partial"))
+        rollups.filter(kind=Kind.ACCESS, outcome__in=DENIAL_OUTCOMES)
         .exclude(actor="")
         .values("actor")
         .annotate(n=Sum("count"))

@@ -23,7 +23,8 @@ from accounts.constants import ACTIONS
 from audit.models import AccessUse, AccessUseDay, Kind, SubjectType, UseAction
 
 # Outcomes of an access record that issued a token; the others (invalid, auth_failed, limited) refused.
-ISSUED = frozenset({"granted", "partial", "denied"})
+# A probe's push was granted (only its mount check's pull was not): its granted actions are uses.
+ISSUED = frozenset({"granted", "probe", "partial", "denied"})
 COUNTED_SUBJECTS = frozenset({SubjectType.USER, SubjectType.ROBOT, SubjectType.TOKEN})
 KEY_FIELDS = ("subject_type", "actor", "registry", "repository", "action")
 DAY_FIELDS = ("day", *KEY_FIELDS)

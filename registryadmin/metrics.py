@@ -24,6 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 PROCESS = CollectorRegistry()
 
 # The token endpoint's answer, by its access record's outcome ("error": no record could be written).
+# "probe" is a push granted whose cross-repository mount check was refused: alert on partial and
+# denied, never on probe (skopeo, docker and containerd ask one before most pushes of a shared layer).
 TOKEN_REQUESTS = Counter(
     "registryadmin_token_requests",
     "Token requests answered, by the outcome of their access record and the kind of subject asking.",

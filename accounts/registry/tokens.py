@@ -172,10 +172,29 @@ def _scope_entry(scope: Scope, held: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def _outcome(access: list[dict[str, Any]]) -> str:
-    if not any(entry["denied"] for entry in access):
+def outcome_of(access: list[dict[str, Any]]) -> str:
+    """The access record's outcome for these requested-vs-granted entries (``_scope_entry``'s)."""
+    refused = [entry for entry in access if entry["denied"]]
+    if not refused:
         return "granted"
+    if _mount_probe(access, refused):
+        return "probe"
     return "partial" if any(entry["granted"] for entry in access) else "denied"
+
+
+def _mount_probe(access: list[dict[str, Any]], refused: list[dict[str, Any]]) -> bool:
+    """A push granted, and nothing refused but a pull on another repository: a cross-repository mount check.
+
+    Before uploading a blob, docker, skopeo and containerd ask for ``pull`` on a repository they
+    believe holds it (``scope=repository:TARGET:pull,push&scope=repository:SOURCE:pull``), to
+    mount it from there. Refused, the client uploads the blob instead and the push succeeds: an
+    allowed push, not a denial. A pull refused on a pushed repository itself is a real refusal.
+    """
+    pushed = {entry["name"] for entry in access if entry["type"] == "repository" and "push" in entry["granted"]}
+    return bool(pushed) and all(
+        entry["type"] == "repository" and entry["name"] not in pushed and set(entry["requested"]) == {"pull"}
+        for entry in refused
+    )
 
 
 def _grant(
@@ -217,7 +236,7 @@ def _grant(
     )
     values = record_values(
         Kind.ACCESS,
-        _outcome(access),
+        outcome_of(access),
         actor_context,
         subject_type=identity.subject_type,
         registry=registry.service,

@@ -32,6 +32,14 @@ class AuditRecordSerializer(serializers.ModelSerializer):
     actor_id = serializers.IntegerField(
         read_only=True, allow_null=True, help_text="The user's id then (kept even after the user is deleted)."
     )
+    outcome = serializers.CharField(
+        read_only=True,
+        help_text=(
+            "Access attempts: granted, probe (a push granted; only a pull asked on another repository to mount a "
+            "blob from it was refused, and the client uploaded the blob instead), partial, denied, auth_failed, "
+            "limited, invalid. Other kinds: success, failure, error; registry events: push, pull, delete."
+        ),
+    )
     actions = AuditScopeSerializer(
         many=True, read_only=True, help_text="Access attempts: each scope requested, granted and denied."
     )
@@ -86,7 +94,7 @@ class RefusedScopeSerializer(serializers.Serializer):
 
 
 class WhyRefusedSerializer(serializers.Serializer):
-    """For a denied or partial access attempt: why the rules refuse it today (they may have changed)."""
+    """For a denied, partial or probe access attempt: why the rules refuse it today (they may have changed)."""
 
     note = serializers.CharField(help_text='E.g. "user carol no longer exists." (empty when none).')
     scopes = RefusedScopeSerializer(many=True)
@@ -99,7 +107,9 @@ class AuditRecordDetailSerializer(AuditRecordSerializer):
     key_id = serializers.CharField(read_only=True, allow_null=True, help_text="The key of the MAC (null: older).")
     seal = AuditSealSerializer(read_only=True, allow_null=True, help_text="Null until the sealer has chained it.")
     why_refused = WhyRefusedSerializer(
-        read_only=True, allow_null=True, help_text="Only for denied or partial access attempts; null otherwise."
+        read_only=True,
+        allow_null=True,
+        help_text="Only for denied, partial and probe access attempts (a probe's refused mount check); null otherwise.",
     )
 
     class Meta(AuditRecordSerializer.Meta):

@@ -37,6 +37,8 @@ from audit.models import AuditRecord, AuditSeal, Kind
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Access outcomes with a refused scope to explain (a probe's: the pull its mount check was refused).
+EXPLAINED_OUTCOMES = ("denied", "partial", "probe")
 MAX_ID = 2**63 - 1  # a cursor's id beyond a bigint is damaged, not a query for the database to refuse
 MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 TOO_LARGE = (
@@ -54,7 +56,9 @@ FILTERS = [
     _text("since", "From this time on (ISO 8601; a date alone is midnight UTC; no zone means UTC)."),
     _text("until", "Before this time (ISO 8601); must be later than since."),
     _text("kind", "The kind of record.", enum=list(Kind.values)),
-    _text("outcome", "Exact outcome: granted, partial, denied, auth_failed, success, failure, error, push, pull..."),
+    _text(
+        "outcome", "Exact outcome: granted, probe, partial, denied, auth_failed, success, failure, error, push, pull..."
+    ),
     _text("user", "Exact actor (a username, or a robot's login name)."),
     _text("repository", "Exact name; a prefix when it ends with / (web/); a grant pattern with * (web/*, web/**)."),
     _text("robot", "* for every robot, a robot's name (web+ci or robot$web+ci), or a prefix ending in * (web+*)."),
@@ -152,7 +156,7 @@ def why_refused(entry: AuditRecord) -> dict[str, Any] | None:
 
     The page's rule (``audit.views.records.explain_refusal``), kept here so the API imports no view.
     """
-    if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial"):
+    if entry.kind != Kind.ACCESS or entry.outcome not in EXPLAINED_OUTCOMES:
         return None
     detail = entry.detail if isinstance(entry.detail, dict) else {}
     credential = str(detail.get("credential", ""))

@@ -48,7 +48,7 @@ ROLES_WARNING = (
     "delete in every repository of this registry."
 )
 MISSING_HASH_SAMPLE = 20
-ISSUED_OUTCOMES = ("granted", "partial")
+ISSUED_OUTCOMES = ("granted", "partial", "probe")  # a probe issued a token too (its push granted)
 TOKEN_LOOKBACK = timedelta(days=35)
 DIRECTORY_WARNING = (
     "Directory users cannot sign in to this registry: the htpasswd file needs a password hash, and the directory "
