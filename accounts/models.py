@@ -547,7 +547,16 @@ class ReviewItem(models.Model):
 
     class Meta:
         ordering = ["team_name", "kind", "subject", "pattern", "id"]
-        indexes = [models.Index(fields=["campaign", "team", "decision"], name="review_item_queue")]
+        indexes = [
+            models.Index(fields=["campaign", "team", "decision"], name="review_item_queue"),
+            # The admins' queue on every admin home page: waiting items of no team, or escalated. Without
+            # it PostgreSQL reads the whole table (15-20 ms at 60k items); with it, only that queue.
+            models.Index(
+                fields=["campaign"],
+                condition=models.Q(decision="") & (models.Q(team__isnull=True) | models.Q(escalated_at__isnull=False)),
+                name="review_item_admin_queue",
+            ),
+        ]
 
     def __str__(self) -> str:
         what = f"{self.role} on {self.pattern}" if self.kind == ReviewItemKind.GRANT else self.kind

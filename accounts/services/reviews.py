@@ -411,7 +411,7 @@ def waiting_for(user: User) -> list[dict[str, Any]]:
         if not led:
             return []
         items = items.filter(team_id__in=led)
-    counts = dict(items.order_by().values_list("campaign").annotate(n=Count("pk")))
+    counts = dict(items.order_by().values_list("campaign").annotate(n=Count("*")))
     campaigns = ReviewCampaign.objects.filter(pk__in=counts).order_by("deadline")
     return [{"campaign": campaign, "waiting": counts[campaign.pk]} for campaign in campaigns]
 

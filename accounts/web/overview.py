@@ -35,7 +35,7 @@ SOON = timedelta(days=7)
 LIMIT = 10
 # As the audit filter's outcome=refused: anything was refused, a rate limit included.
 DENIED_OUTCOMES = ("denied", "partial", "auth_failed", "limited")
-ISSUED_OUTCOMES = ("granted", "partial")
+ISSUED_OUTCOMES = ("granted", "partial", "probe")  # a probe issued a token too (its push granted)
 
 
 @dataclass(frozen=True)
