@@ -234,13 +234,14 @@ def _grant(
         user_agent=context.user_agent,
         request_id=context.request_id,
     )
+    outcome = outcome_of(access)
     values = record_values(
         Kind.ACCESS,
-        outcome_of(access),
+        outcome,
         actor_context,
         subject_type=identity.subject_type,
         registry=registry.service,
-        repository=_first_repository(scopes),
+        repository=_pushed_repository(access) if outcome == "probe" else _first_repository(scopes),
         actions=access,
         detail=detail,
     )
@@ -279,6 +280,12 @@ def _scope_text(entry: dict[str, Any]) -> str:
 
 def _first_repository(scopes: list[Scope]) -> str:
     return next((s.name for s in scopes if s.type == "repository"), "")
+
+
+def _pushed_repository(access: list[dict[str, Any]]) -> str:
+    """A probe's record names the repository pushed to, whichever order the client sent its scopes in
+    (containerd names the mount source first, skopeo last)."""
+    return next(e["name"] for e in access if e["type"] == "repository" and "push" in e["granted"])
 
 
 def _refuse(

@@ -97,6 +97,15 @@ def test_a_granted_push_with_a_refused_pull_on_another_repository_is_a_probe(gra
     assert probe_count() == before + 1
 
 
+def test_a_probe_names_the_repository_pushed_to_whichever_scope_comes_first(grants: None) -> None:
+    ask("carol", SOURCE, TARGET)  # containerd's order
+    record = last_access()
+    assert (record.outcome, record.repository) == ("probe", "web/app")
+    assert [scope["name"] for scope in record.actions] == ["base/img", "web/app"]  # as asked
+    ask("bob", SOURCE, TARGET)
+    assert (last_access().outcome, last_access().repository) == ("partial", "base/img")  # as before: the first
+
+
 def test_two_granted_pushes_and_one_refused_mount_source_are_a_probe(grants: None) -> None:
     ask("carol", TARGET, "repository:web/tools:pull,push", SOURCE)
     assert last_access().outcome == "probe"
