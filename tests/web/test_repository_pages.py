@@ -1,4 +1,4 @@
-"""The repositories pages: admins and auditors list them; only admins add, flip the public flag and delete.
+"""The repositories pages: admins and auditors list them; only admins add, flip the public flag and forget one.
 
 web/app is public for every registry, web/site lives on the registry "registry", ops/db is private.
 """
@@ -136,11 +136,11 @@ def test_the_changes_need_a_csrf_token(world) -> None:
 # --- the list ---------------------------------------------------------------------------
 
 
-def test_the_list_shows_each_repository_with_a_link_to_who_can_access_it(world) -> None:
+def test_the_list_shows_each_repository_with_a_link_to_its_page(world) -> None:
     body = client_for("audrey", world).get(LIST).content.decode()
     assert names_in(body) == {"web/app", "web/site", "ops/db"}
-    assert f"{reverse('access:who')}?repository=web/site&amp;registry=registry" in body
-    assert f'{reverse("access:who")}?repository=web/app"' in body
+    for name in ("app", "site", "db"):
+        assert f'href="{reverse("repositories:detail", args=[world[name].pk])}"' in body  # type: ignore[attr-defined]
     assert "every registry" in body and "public" in body
 
 
@@ -316,14 +316,14 @@ def test_a_missing_repository_is_not_found(world) -> None:
     assert client.post(reverse("repositories:delete", args=[999999])).status_code == 404
 
 
-# --- deleting one --------------------------------------------------------------------------
+# --- forgetting one (the delete URL) ---------------------------------------------------------
 
 
-def test_an_admin_deletes_a_repository_and_is_told_the_registry_keeps_its_images(world) -> None:
+def test_an_admin_forgets_a_repository_and_is_told_the_registry_keeps_its_images(world) -> None:
     response = client_for("ada", world).post(delete_url(world["site"]), {"next": f"{LIST}?q=web"}, follow=True)
     assert not Repository.objects.filter(name="web/site").exists()
     body = response.content.decode().replace("&#x27;", "'")
-    assert "Removed registry/web/site from this list. The registry's content is not touched" in body
+    assert "Forgot registry/web/site: only registryadmin's row is gone. The registry's content is not touched" in body
     assert response.redirect_chain[-1][0] == f"{LIST}?q=web"
     record = last_change("repository.delete")
     assert (record.actor, record.repository, record.detail["before"]) == (
@@ -333,13 +333,16 @@ def test_an_admin_deletes_a_repository_and_is_told_the_registry_keeps_its_images
     )
 
 
-def test_with_htmx_a_deleted_row_is_swapped_for_what_was_done(world) -> None:
+def test_with_htmx_a_forgotten_row_is_swapped_for_what_was_done(world) -> None:
     response = client_for("ada", world).post(delete_url(world["db"]), headers=HTMX)
     body = response.content.decode()
-    assert response.status_code == 200 and body.startswith('<tr class="done">') and "Removed ops/db" in body
+    assert response.status_code == 200 and body.startswith('<tr class="done">') and "Forgot ops/db" in body
     assert not Repository.objects.filter(name="ops/db").exists()
 
 
-def test_the_delete_button_says_the_registry_is_not_touched(world) -> None:
+def test_the_forget_button_is_red_confirmed_and_says_the_registry_is_not_touched(world) -> None:
     body = client_for("ada", world).get(LIST).content.decode().replace("&#x27;", "'")
-    assert "The registry's content is not touched" in body
+    assert body.count("<summary>Forget</summary>") == 3 and ">Delete<" not in body and "hx-confirm" not in body
+    question = "Forget ops/db? Only registryadmin's row goes (and its public flag); the registry's content is not"
+    assert question + " touched" in body
+    assert body.count('class="danger small">Yes, forget</button>') == 3

@@ -1,8 +1,9 @@
-"""The repositories pages: the repositories we know of, their public flag, and adding or forgetting one.
+"""The repositories pages: the list, one repository's page, its public flag, adding or forgetting one.
 
-Admins and auditors see the list; only admins change it (``admin_required``), always through the
-services. A row here is our record of a repository (its public flag, where it lives): deleting it
-never touches the images in the registry.
+Admins and auditors see the list and each repository's page (its tags from push events, pulls per day,
+the grants that select it, who can access it, the commands for its registry); only admins change them
+(``admin_required``), always through the services. A row here is our record of a repository (its
+public flag, where it lives): forgetting it never touches the images in the registry.
 
 Was ``accounts/repository_views.py`` before the layout split.
 """
@@ -12,20 +13,24 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services
 from accounts.access.patterns import InvalidName, pattern_regex
 from accounts.models import Registry, Repository
 from accounts.validators import repository_name_validator
+from accounts.web import repository_page
 from accounts.web.forms.common import add_service_error
 from accounts.web.forms.grants import registry_condition, registry_filter_choices
+from audit import repository_activity
 from audit.context import AuditContext
 from registryadmin.guards import admin_required, is_admin, overseer_required
 from registryadmin.pages import next_url, render_list
@@ -33,6 +38,7 @@ from registryadmin.paging import page_of
 
 REPOSITORIES = Repository.objects.select_related("registry").order_by("name", "registry__service", "id")
 NOT_TOUCHED = "The registry's content is not touched: its images stay until deleted in the registry itself."
+FORGOTTEN = "Forgot {label}: only registryadmin's row is gone. " + NOT_TOUCHED
 
 
 class RepositoryFilterForm(forms.Form):
@@ -109,6 +115,49 @@ def repository_list(request: HttpRequest) -> HttpResponse:
     return _list_page(request, RepositoryFilterForm(request.GET))
 
 
+def _page_registry(request: HttpRequest, repository: Repository) -> tuple[Registry | None, list[Registry], str]:
+    """The registry the page speaks of: the row's own, else the one asked for (default: the first) among all."""
+    if repository.registry is not None:
+        return repository.registry, [], ""
+    registries = list(Registry.objects.order_by("service"))
+    asked = request.GET.get("registry", "")
+    chosen = next((r for r in registries if r.service == asked), None if asked else next(iter(registries), None))
+    if asked and chosen is None:
+        return next(iter(registries), None), registries, f"There is no registry called {asked[:100]!r}."
+    return chosen, registries, ""
+
+
+@require_GET
+@overseer_required
+def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One repository: tags seen in push events, pulls per day, the grants selecting it, who can access it."""
+    repository = get_object_or_404(REPOSITORIES, pk=pk)
+    registry, registries, error = _page_registry(request, repository)
+    service = registry.service if registry is not None else None
+    now = timezone.now()
+    manifests = repository_activity.manifests(repository.name, service)
+    grants, more_grants = repository_page.matching_grants(repository, registry)
+    live_tag = next((m.tag for m in manifests if m.tag and not m.deleted), "")
+    context = {
+        "repository": repository,
+        "registry": registry,
+        "registries": registries,
+        "error": error,
+        "manifests": manifests,
+        "last_push": repository_activity.last_event(repository.name, service, "push"),
+        "last_pull": repository_activity.last_event(repository.name, service, "pull"),
+        "pulls": repository_activity.pulls_per_day(repository.name, service, now),
+        "grants": grants,
+        "more_grants": more_grants,
+        "access": repository_page.access(repository, service or settings.REGISTRY_SERVICE, now),
+        "commands": repository_page.commands(repository, registry, live_tag),
+        "now": now,
+        "can_change": is_admin(request.user),
+        "list_url": _list_url(),
+    }
+    return render(request, "repositories/detail.html", context, status=400 if error else 200)
+
+
 @require_http_methods(["GET", "POST"])
 @admin_required
 def repository_new(request: HttpRequest) -> HttpResponse:
@@ -157,6 +206,6 @@ def repository_delete(request: HttpRequest, pk: int) -> HttpResponse:
     label = str(repository)
     services.delete_repository(repository, context=AuditContext.from_request(request))
     if request.htmx:
-        return render(request, "_done_row.html", {"text": f"Removed {label} from this list. {NOT_TOUCHED}"})
-    messages.success(request, f"Removed {label} from this list. {NOT_TOUCHED}")
+        return render(request, "_done_row.html", {"text": FORGOTTEN.format(label=label)})
+    messages.success(request, FORGOTTEN.format(label=label))
     return redirect(next_url(request, _list_url()))
