@@ -82,6 +82,29 @@ def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 # (the home page's "Every denial" link), so one filter finds them all.
 REFUSED = "refused"
 REFUSED_OUTCOMES = ("denied", "partial", "auth_failed", "limited")
+# Every outcome a record can hold, with what the audit page's choice list says about it: access
+# attempts (accounts/registry/tokens.py), sign-ins, changes and jobs, registry events (audit/intake.py).
+OUTCOME_CHOICES = (
+    (REFUSED, "refused: denied, partial, auth failed or limited"),
+    ("granted", "granted"),
+    ("partial", "partial (some of it refused)"),
+    ("denied", "denied"),
+    ("auth_failed", "auth failed"),
+    ("limited", "limited (too many failures)"),
+    ("probe", "probe (mount check, harmless)"),
+    ("invalid", "invalid (malformed request)"),
+    ("success", "success"),
+    ("failure", "failure"),
+    ("error", "error"),
+    ("push", "push"),
+    ("pull", "pull"),
+    ("delete", "delete"),
+    ("mount", "mount"),
+)
+OUTCOMES = tuple(value for value, _label in OUTCOME_CHOICES)
+# ``jobs``: "0" leaves scheduled-job records out unless ``kind`` asks for them (the audit page's
+# default: the sealer and the htpasswd writer add two a minute), "1" keeps them; unset keeps them.
+JOBS_VALUES = ("0", "1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,7 @@ class AuditFilter:
     ending in ``*`` (``web+*``). ``team`` selects the records of the team's
     current members. ``action`` selects access attempts that requested it and
     registry events of that action. ``ip`` is an address or a CIDR range.
+    ``jobs="0"`` leaves scheduled-job records out unless ``kind`` is set.
     """
 
     since: datetime | None = None
@@ -108,6 +132,7 @@ class AuditFilter:
     ip: str | None = None
     registry: str | None = None
     text: str | None = None
+    jobs: str | None = None
 
     def apply(self, queryset: QuerySet[AuditRecord] | None = None) -> QuerySet[AuditRecord]:
         queryset = AuditRecord.objects.all() if queryset is None else queryset
@@ -121,6 +146,8 @@ class AuditFilter:
             "registry": self.registry,
         }
         queryset = queryset.filter(**{k: v for k, v in lookups.items() if v is not None})
+        if self.hides_jobs:
+            queryset = queryset.exclude(kind=Kind.JOB)
         for condition in (
             _repository_condition(self.repository),
             _robot_condition(self.robot),
@@ -144,6 +171,10 @@ class AuditFilter:
     @property
     def is_empty(self) -> bool:
         return not self.describe()
+
+    @property
+    def hides_jobs(self) -> bool:
+        return self.jobs == "0" and self.kind is None
 
 
 def parse_filter(data: Mapping[str, Any]) -> AuditFilter:
@@ -184,6 +215,10 @@ def _clean(name: str, text: str) -> Any:
         return _bounded_time(text)
     if name == "kind" and text not in Kind.values:
         raise ValueError(f"{text!r} is not a kind; use one of {', '.join(Kind.values)}.")
+    if name == "outcome" and text not in OUTCOMES:
+        raise ValueError(f"{text!r} is not an outcome; use one of {', '.join(OUTCOMES)}.")
+    if name == "jobs" and text not in JOBS_VALUES:
+        raise ValueError("use 1 to show scheduled jobs, 0 to hide them.")
     if name == "action" and text not in ACTIONS:
         raise ValueError(f"{text!r} is not an action; use one of {', '.join(ACTIONS)}.")
     if name == "ip":

@@ -10,7 +10,8 @@ Was ``audit/views.py`` before the layout split.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,17 +23,29 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access.explain import ScopeExplanation, refused_scopes, subject_for_actor
 from audit import alerts, chain, exporting, tasks
-from audit.charts import attempts_chart, top_lists
+from audit.actors import actor_links
+from audit.changes import PROBE_NOTE, describe, diff, other_details
+from audit.charts import attempts_chart
 from audit.context import AuditContext
-from audit.filters import ACTIONS, FilterError, keyset_page, parse_cursor, parse_filter
+from audit.filters import (
+    ACTIONS,
+    OUTCOME_CHOICES,
+    AuditFilter,
+    FilterError,
+    keyset_page,
+    parse_cursor,
+    parse_filter,
+)
 from audit.models import AuditExport, AuditRecord, AuditVerification, Kind
+from audit.panels import side_panels
 from registryadmin.guards import overseer_required
 
 PAGE_SIZE = 50
 BROKER_DOWN_MESSAGE = (
     "The job queue (broker) is unavailable; the export was marked failed — try again when the broker is back."
 )
-SUGGESTED_OUTCOMES = ("granted", "partial", "denied", "auth_failed", "success", "failure", "error", "push", "pull")
+# A fresh install shows "not verified yet" as information this long (the first verify runs minutes after start).
+FIRST_VERIFY_GRACE = timedelta(days=1)
 
 
 # --- pages -------------------------------------------------------------------------
@@ -43,22 +56,26 @@ SUGGESTED_OUTCOMES = ("granted", "partial", "denied", "auth_failed", "success", 
 def search(request: HttpRequest) -> HttpResponse:
     """Filtered records, newest first, 50 a page by keyset; a chart and top lists for the same range."""
     try:
-        audit_filter = parse_filter(request.GET)
+        audit_filter = page_filter(parse_filter(request.GET))
         cursor = parse_cursor(request.GET.get("cursor"))
     except FilterError as exc:
         return _invalid_filter(request, exc)
     now = timezone.now()
     records, next_cursor = keyset_page(audit_filter.apply(), cursor, PAGE_SIZE)
-    chart = attempts_chart(audit_filter, now)
+    # The chart counts one kind (access unless the filter names one): hiding jobs changes nothing there.
+    chart = attempts_chart(replace(audit_filter, jobs=None), now)
     described = audit_filter.describe()
     query = urlencode(described)
     context = {
         **_header(request, now),
         "records": records,
+        "rows": rows_of(records),
         "chart": chart,
-        "tops": top_lists(chart.window),
+        "panels": side_panels(audit_filter.kind, chart.window),
         "query": query,
         "described": described,
+        "jobs_hidden": audit_filter.hides_jobs,
+        "show_jobs": urlencode({**described, "jobs": "1"}),
         "older": f"?{query}&cursor={next_cursor.encode()}" if next_cursor else None,
         "paged": cursor is not None,
     }
@@ -68,12 +85,17 @@ def search(request: HttpRequest) -> HttpResponse:
 @require_GET
 @overseer_required
 def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One record in full; for a refused access attempt, why the rules refuse it today."""
+    """One record in full, in words and as a before/after table; for a refused access attempt, why."""
     entry = get_object_or_404(AuditRecord, pk=pk)
     now = timezone.now()
     note, scopes = explain_refusal(entry, now)
     context = {
         "record": entry,
+        "who_url": actor_links([entry]).get(entry.pk),
+        "summary": describe(entry),
+        "changes": diff(entry),
+        "details": other_details(entry),
+        "probe_note": PROBE_NOTE if entry.outcome == "probe" else "",
         "detail_json": json.dumps(entry.detail, indent=2, sort_keys=True, ensure_ascii=False),
         "explained": entry.kind == Kind.ACCESS and entry.outcome in ("denied", "partial"),
         "explain_note": note,
@@ -158,16 +180,48 @@ def export_file(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _header(request: HttpRequest, now: datetime) -> dict[str, Any]:
     """What every search page shows on top: the last verification, alerts and the filter form."""
+    verification = AuditVerification.objects.order_by("-started_at").first()
     return {
-        "verification": AuditVerification.objects.order_by("-started_at").first(),
+        "verification": verification,
+        "unverified": unverified_status(now) if verification is None else None,
         "seal_lag": chain.seal_lag(now),
         "bursts": alerts.failed_login_bursts(now=now),
         "burst_minutes": int(alerts.WINDOW.total_seconds() // 60),
         "form": request.GET,
         "kinds": Kind.choices,
         "action_choices": [(action, action) for action in ACTIONS],
-        "outcomes": SUGGESTED_OUTCOMES,
+        "outcomes": OUTCOME_CHOICES,
     }
+
+
+def page_filter(audit_filter: AuditFilter) -> AuditFilter:
+    """The page hides scheduled-job records unless asked (``jobs=1``) or ``kind`` names one."""
+    return audit_filter if audit_filter.jobs is not None else replace(audit_filter, jobs="0")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the records table: the record, what it says in words, and where its "who" links to."""
+
+    record: AuditRecord
+    summary: str
+    who_url: str | None
+
+
+def rows_of(records: list[AuditRecord]) -> list[Row]:
+    links = actor_links(records)  # one query for the page's people, one for its robots
+    return [Row(record, describe(record), links.get(record.pk)) for record in records]
+
+
+def unverified_status(now: datetime) -> tuple[str, str]:
+    """With no verification yet: information while the install is young, a warning once a day has passed."""
+    first = AuditRecord.objects.order_by("time").values_list("time", flat=True).first()
+    if first is None or now - first < FIRST_VERIFY_GRACE:
+        return "info", "Not verified yet: the first check runs within a few minutes of start."
+    return "warning", (
+        "Never verified: the scheduled verify_audit job has not reported a result since the first record "
+        f"({first:%Y-%m-%d %H:%M} UTC); check that the Celery worker and beat are running."
+    )
 
 
 def _invalid_filter(request: HttpRequest, error: FilterError) -> HttpResponse:
