@@ -155,7 +155,7 @@ def test_a_lead_sees_only_the_teams_items_each_with_two_separate_forms(world) ->
 def test_an_auditor_sees_every_item_and_the_progress_but_no_button(world) -> None:
     body = client_for("audrey", world).get(detail(world)).content.decode()
     assert "user carol" in body and "user erin" in body
-    assert ">Certify</button>" not in body and ">Revoke</button>" not in body
+    assert ">Certify</button>" not in body and "Yes, revoke</button>" not in body and 'class="confirm"' not in body
     assert "Evidence as CSV" in body
 
 
