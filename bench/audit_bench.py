@@ -104,7 +104,7 @@ COLUMNS = (
 # The usage rollups (audit.usage) as the sealer would have counted the seeded records: each issued
 # access record once per granted pull/push/delete and once as "login", a token's under its user.
 _ISSUED_ACCESS = (
-    "kind = 'access' AND outcome IN ('granted', 'partial', 'denied') "
+    "kind = 'access' AND outcome IN ('granted', 'probe', 'partial', 'denied') "
     "AND subject_type IN ('user', 'robot', 'token') AND actor <> ''"
 )
 _USE_SUBJECT = "CASE WHEN subject_type = 'token' THEN 'user' ELSE subject_type END"
