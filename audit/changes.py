@@ -371,7 +371,8 @@ def diff(record: Recorded) -> list[Change]:
         had, has = key in facts.before, key in facts.after
         before = _text(facts.before[key]) if had else NOTHING
         after = _text(facts.after[key]) if has else NOTHING
-        rows.append(Change(key, before, after, had != has or facts.before.get(key) != facts.after.get(key)))
+        # Compared as shown: a field created empty ("—" before and after) did not change.
+        rows.append(Change(key, before, after, before != after))
     return rows
 
 

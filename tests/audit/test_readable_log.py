@@ -184,11 +184,12 @@ def test_the_diff_lists_each_field_before_and_after_and_marks_the_changed_ones(a
     assert rows["email"].after == "carol@example.org" and rows["email"].changed
 
 
-def test_a_creation_has_only_after_values_and_every_row_changed(ada: User, carol: User) -> None:
+def test_a_creation_has_only_after_values_and_its_empty_fields_are_not_marked_changed(ada: User, carol: User) -> None:
     services.create_grant(carol, "web/app", "read", context=as_user(ada))
     rows = diff(latest())
-    assert rows and all(row.before == "—" and row.changed for row in rows)
-    assert ("role", "—", "read", True) in rows
+    assert rows and all(row.before == "—" for row in rows)
+    assert ("role", "—", "read", True) in rows and ("user", "—", "carol", True) in rows
+    assert ("team", "—", "—", False) in rows
 
 
 def test_records_of_other_kinds_read_too() -> None:
