@@ -376,6 +376,7 @@ def rollup(kind: str, outcome: str, count: int, **fields: Any) -> None:
 def test_the_side_panels_follow_the_kind_filter(audrey: User) -> None:
     rollup(Kind.ACCESS, "denied", 5, actor="mallory", repository="web/app")
     rollup(Kind.ACCESS, "auth_failed", 2, actor="eve")
+    rollup(Kind.ACCESS, "probe", 9, actor="prober")  # a harmless mount check is no refusal
     rollup(Kind.SIGNIN, "failure", 7, actor="trudy", ip="192.0.2.66")
     rollup(Kind.SIGNIN, "success", 3, actor="carol")
     client = signed_in(audrey)
