@@ -27,7 +27,7 @@ PULL_DAYS = 30
 MANIFEST_ACTIONS = ("push", "delete")
 
 # The pull chart's SVG geometry, in user units (it scales to its container).
-WIDTH, HEIGHT, BOTTOM = 600, 120, 18
+WIDTH, HEIGHT, BOTTOM, SIDE = 600, 120, 18, 16  # SIDE: room for the first and last day's label
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def pulls_per_day(repository: str, registry: str | None, now: datetime, days: in
 
 def _chart(counts: list[tuple[date, int]]) -> PullChart:
     peak = max((count for _, count in counts), default=0)
-    slot = WIDTH / max(len(counts), 1)
+    slot = (WIDTH - 2 * SIDE) / max(len(counts), 1)
     plot = HEIGHT - BOTTOM - 4
     days = []
     for index, (day, count) in enumerate(counts):
@@ -156,7 +156,7 @@ def _chart(counts: list[tuple[date, int]]) -> PullChart:
             PullDay(
                 day,
                 count,
-                x=f"{index * slot + slot * 0.1:.2f}",
+                x=f"{SIDE + index * slot + slot * 0.1:.2f}",
                 y=f"{HEIGHT - BOTTOM - height:.2f}",
                 width=f"{slot * 0.8:.2f}",
                 height=f"{height:.2f}",

@@ -113,6 +113,7 @@ repository_patterns = [
     path("", repositories.repository_list, name="list"),
     path("new", repositories.repository_new, name="new"),
     path("<int:pk>/", repositories.repository_detail, name="detail"),
+    path("<int:pk>/access", repositories.repository_access, name="access"),
     path("<int:pk>/public", repositories.repository_public, name="public"),
     path("<int:pk>/delete", repositories.repository_delete, name="delete"),
 ]

@@ -201,20 +201,50 @@ def test_a_plain_http_registry_gets_the_tls_flag_and_no_url_a_placeholder(world,
     assert "docker pull REGISTRY_HOST/web/app:latest" in body and "has no URL yet" in body
 
 
-def test_who_can_access_is_the_engines_answer(world) -> None:
+def access_url(repository: Repository, **query: str) -> str:
+    return url(repository, **query).replace("/?", "/access?") if query else url(repository) + "access"
+
+
+WHO = f"{reverse('access:who')}?repository=web%2Fapp&amp;registry=registry"
+
+
+def test_the_page_links_who_can_access_and_loads_the_engines_answer_after(world) -> None:
     body = page(world)
-    who = body[body.index('id="who-title"') : body.index('id="grants-title"')]
+    who = body[body.index('id="who"') : body.index('id="grants-title"')]
+    assert f'hx-get="{access_url(world["app"])}"' in who and 'hx-trigger="load"' in who
+    assert f'href="{WHO}"' in who and "through team web" not in who
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"), [("anonymous", 302), ("carol", 403), ("alice", 403), ("audrey", 200), ("ada", 200)]
+)
+def test_the_answer_is_for_those_who_see_the_page(world, persona: str, status: int) -> None:
+    response = client_for(persona, world).get(access_url(world["app"]), headers={"HX-Request": "true"})
+    assert response.status_code == status
+    if status != 200:
+        assert "alice" not in response.content.decode() or persona == "alice"
+
+
+def test_without_htmx_the_answer_is_the_who_can_access_page(world) -> None:
+    response = client_for("audrey", world).get(access_url(world["app"]))
+    assert response.status_code == 302 and response["Location"] == WHO.replace("&amp;", "&")
+
+
+def test_who_can_access_is_the_engines_answer(world) -> None:
+    response = client_for("audrey", world).get(access_url(world["app"]), headers={"HX-Request": "true"})
+    who = response.content.decode()
+    assert who.lstrip().startswith('<section class="card" id="who"') and "<html" not in who
     # alice and bob read through team web, carol writes by her own grant, ada is an administrator.
     assert "4 may pull, 2 may push, 1 may delete" in who
     for name in ("alice", "bob", "carol", "ada"):
         assert f">{name}</a>" in who
-    assert "through team web" in who
-    assert f"{reverse('access:who')}?repository=web/app&amp;registry=registry" in who
+    assert "through team web" in who and f'href="{WHO}"' in who
 
 
 def test_the_grants_that_select_it_are_listed_with_role_and_expiry(world) -> None:
     body = page(world)
     grants = body[body.index('id="grants-title"') : body.index('id="forget-title"')]
+    assert "<code>web/**</code>" in grants
     assert "<code>web/**</code>" in grants and "<code>web/app</code>" in grants and "ops/**" not in grants
     assert f"{NOW + timedelta(days=7):%Y-%m-%d}" in grants and "never" in grants
     assert f"{reverse('grants:list')}?pattern=web/app&amp;subject=carol" in grants
@@ -237,16 +267,21 @@ def test_a_repository_for_every_registry_shows_one_registry_at_a_time(world, reg
     assert 'aria-current="page">mirror' in first and "mirror.example.org/ops/db:latest" in first
     chosen = client.get(url(anywhere, registry="registry")).content.decode()
     assert "registry.example.org/ops/db:latest" in chosen and "0 in all" in chosen
+    assert f'hx-get="{access_url(anywhere, registry="registry")}"' in chosen
     bad = client.get(url(anywhere, registry="nowhere"))
     assert bad.status_code == 400 and "There is no registry called 'nowhere'" in bad.content.decode().replace(
         "&#x27;", "'"
     )
+    assert client.get(access_url(anywhere, registry="nowhere"), headers={"HX-Request": "true"}).status_code == 400
 
 
 def test_the_page_needs_the_same_queries_for_few_or_many_rows(world) -> None:
     client = client_for("ada", world)
+    headers = {"HX-Request": "true"}
     with CaptureQueriesContext(connection) as few:
         assert client.get(url(world["app"])).status_code == 200
+    with CaptureQueriesContext(connection) as answer_few:
+        assert client.get(access_url(world["app"]), headers=headers).status_code == 200
     team = services.create_team("many", context=SYSTEM)
     for n in range(30):
         person = make_user(f"user{n}")
@@ -260,6 +295,9 @@ def test_the_page_needs_the_same_queries_for_few_or_many_rows(world) -> None:
         response = client.get(url(world["app"]))
     assert len(response.context["manifests"]) == 40 and len(response.context["grants"]) == 33
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+    with CaptureQueriesContext(connection) as answer_many:
+        assert "34 may pull, 32 may push" in client.get(access_url(world["app"]), headers=headers).content.decode()
+    assert len(answer_many) == len(answer_few)
 
 
 # --- forgetting -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -130,7 +130,7 @@ def _page_registry(request: HttpRequest, repository: Repository) -> tuple[Regist
 @require_GET
 @overseer_required
 def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One repository: tags seen in push events, pulls per day, the grants selecting it, who can access it."""
+    """One repository: tags seen in push events, pulls per day, last push and pull, the grants selecting it."""
     repository = get_object_or_404(REPOSITORIES, pk=pk)
     registry, registries, error = _page_registry(request, repository)
     service = registry.service if registry is not None else None
@@ -149,13 +149,37 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "pulls": repository_activity.pulls_per_day(repository.name, service, now),
         "grants": grants,
         "more_grants": more_grants,
-        "access": repository_page.access(repository, service or settings.REGISTRY_SERVICE, now),
         "commands": repository_page.commands(repository, registry, live_tag),
+        "who_url": _who_url(repository, registry),
         "now": now,
         "can_change": is_admin(request.user),
         "list_url": _list_url(),
     }
     return render(request, "repositories/detail.html", context, status=400 if error else 200)
+
+
+@require_GET
+@overseer_required
+def repository_access(request: HttpRequest, pk: int) -> HttpResponse:
+    """The engine's "who can access" for the page, loaded by HTMX; without it, the who-can-access page itself."""
+    repository = get_object_or_404(REPOSITORIES, pk=pk)
+    registry, _registries, error = _page_registry(request, repository)
+    if error:
+        return HttpResponseBadRequest(error)
+    if not request.htmx:
+        return redirect(_who_url(repository, registry))
+    service = registry.service if registry is not None else settings.REGISTRY_SERVICE
+    context = {
+        "repository": repository,
+        "access": repository_page.access(repository, service, timezone.now()),
+        "who_url": _who_url(repository, registry),
+    }
+    return render(request, "repositories/_who.html", context)
+
+
+def _who_url(repository: Repository, registry: Registry | None) -> str:
+    query = {"repository": repository.name} | ({"registry": registry.service} if registry is not None else {})
+    return f"{reverse('access:who')}?{urlencode(query)}"
 
 
 @require_http_methods(["GET", "POST"])
