@@ -21,10 +21,10 @@ from accounts.constants import ACTIONS
 from accounts.models import Grant, Registry, Repository
 from accounts.registry.client_setup import PLACEHOLDER_HOST, client_setup
 
-GRANT_LIMIT = 50
+GRANT_LIMIT = 25
 WHO_SHOWN = 10
 EXAMPLE_TAG = "latest"
-GRANTS = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
+GRANTS = Grant.objects.select_related("user", "team", "robot__team", "registry")
 
 
 @dataclass(frozen=True)

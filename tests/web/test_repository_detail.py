@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import Registry, Repository, Team, User
-from accounts.web.repository_page import matching_grants
+from accounts.web.repository_page import GRANT_LIMIT, matching_grants
 from audit import repository_activity
 from audit.chain import current_key, record_mac, segment_name
 from audit.context import AuditContext
@@ -142,10 +142,11 @@ def test_a_delete_by_digest_or_by_tag_marks_what_it_removed(world) -> None:
 
 
 def test_only_the_newest_events_are_read(world) -> None:
-    for n in range(repository_activity.RECENT_EVENTS + 5):
+    limit = repository_activity.RECENT_EVENTS
+    for n in range(limit + 5):
         push(f"t{n}", f"sha256:{n:03d}", NOW - timedelta(minutes=100 - n))
     shown = repository_activity.manifests("web/app", "registry")
-    assert len(shown) == repository_activity.RECENT_EVENTS and shown[0].tag == "t54" and shown[-1].tag == "t5"
+    assert len(shown) == limit and shown[0].tag == f"t{limit + 4}" and shown[-1].tag == "t5"
 
 
 def test_pulls_are_counted_per_day_over_thirty_days(world) -> None:
@@ -293,7 +294,8 @@ def test_the_page_needs_the_same_queries_for_few_or_many_rows(world) -> None:
         event("pull", "web/app", NOW - timedelta(days=n % 30))
     with CaptureQueriesContext(connection) as many:
         response = client.get(url(world["app"]))
-    assert len(response.context["manifests"]) == 40 and len(response.context["grants"]) == 33
+    shown = (len(response.context["manifests"]), len(response.context["grants"]), response.context["more_grants"])
+    assert shown == (repository_activity.RECENT_EVENTS, GRANT_LIMIT, True)
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
     with CaptureQueriesContext(connection) as answer_many:
         assert "34 may pull, 32 may push" in client.get(access_url(world["app"]), headers=headers).content.decode()

@@ -144,7 +144,6 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "registries": registries,
         "error": error,
         "manifests": manifests,
-        "last_push": repository_activity.last_event(repository.name, service, "push"),
         "last_pull": repository_activity.last_event(repository.name, service, "pull"),
         "pulls": repository_activity.pulls_per_day(repository.name, service, now),
         "grants": grants,
