@@ -42,7 +42,7 @@ def test_an_htpasswd_registry_page_warns_once(people) -> None:
     services.create_registry("legacy", auth_mode="htpasswd", context=SYSTEM)
     body = client_for("ada", people).get(detail("legacy")).content.decode()
     assert body.count(BANNER) == 1 and body.count(ROLES_WARNING) == 1
-    assert "Switching to htpasswd" not in body  # it is in htpasswd mode already
+    assert body.count("htpasswd mode checks passwords only") == 1  # the banner's, not the mode field's help too
 
 
 def test_creating_an_htpasswd_registry_lands_on_one_warning_not_the_message_and_the_banner(people) -> None:
@@ -65,11 +65,20 @@ def test_switching_to_htpasswd_lands_on_one_warning(people) -> None:
     assert "The registry&#x27;s config.yml must change" in body
 
 
-def test_a_token_registry_page_has_no_warning_but_says_what_switching_does(people) -> None:
+def test_a_token_registry_page_says_what_htpasswd_mode_does_once_in_the_form(people) -> None:
     services.create_registry("registry", context=SYSTEM)
     body = client_for("ada", people).get(detail("registry")).content.decode()
     assert BANNER not in body and body.count(ROLES_WARNING) == 1
-    assert "Switching to htpasswd: " + ROLES_WARNING in body
+    assert body.count("htpasswd mode checks passwords only") == 1  # the mode field's help, not the form's too
+
+
+@pytest.mark.parametrize("data", [{}, {"service": "Bad Name", "auth_mode": "htpasswd"}])
+def test_the_new_registry_form_warns_once(people, data: dict[str, str]) -> None:
+    client = client_for("ada", people)
+    response = client.post(reverse("registries:new"), data) if data else client.get(reverse("registries:new"))
+    body = response.content.decode()
+    assert response.status_code == (400 if data else 200)
+    assert body.count(ROLES_WARNING) == 1 and body.count("htpasswd mode checks passwords only") == 1
 
 
 def test_with_the_directory_on_the_registry_page_still_warns_once(people, settings) -> None:

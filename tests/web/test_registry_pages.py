@@ -243,7 +243,8 @@ def test_the_htpasswd_fragment_is_exactly_what_the_command_prints_and_warns_abou
     body = client_for("ada", people).get(detail("legacy")).content.decode()
     assert html.escape(printed) in body
     assert "Roles are NOT enforced" in body
-    assert "no personal access tokens and no directory (LDAP) logins" in body
+    assert "Personal access tokens and directory (LDAP) logins do not work" in body  # once, in the banner
+    assert "WARNING: htpasswd mode" not in body  # the command's warnings say the same: not repeated on the page
     assert "must set their password again" in body and "frank" in body
     assert "bundle.pem" not in body
 
