@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
-from audit.filters import AuditFilter
+from audit.filters import REFUSED, REFUSED_OUTCOMES, AuditFilter
 from audit.models import AuditHourly, AuditRollup, Kind
 
 HOUR = timedelta(hours=1)
@@ -212,7 +212,12 @@ def _rollup_counts(audit_filter: AuditFilter, window: Window) -> dict[tuple[date
     coarse = audit_filter.repository is None and audit_filter.user is None
     model = AuditHourly if coarse else AuditRollup
     rollups = model.objects.filter(hour__gte=window.start, hour__lt=window.end, kind=audit_filter.kind)
-    dimensions = {"outcome": audit_filter.outcome, "registry": audit_filter.registry}
+    refused = audit_filter.outcome == REFUSED
+    dimensions = {
+        "outcome": None if refused else audit_filter.outcome,
+        "outcome__in": REFUSED_OUTCOMES if refused else None,  # outcome=refused is a set, not a stored value
+        "registry": audit_filter.registry,
+    }
     if not coarse:
         dimensions |= {"repository": audit_filter.repository, "actor": audit_filter.user}
     rollups = rollups.filter(**{name: value for name, value in dimensions.items() if value is not None})

@@ -97,7 +97,7 @@ def record_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "details": other_details(entry),
         "probe_note": PROBE_NOTE if entry.outcome == "probe" else "",
         "detail_json": json.dumps(entry.detail, indent=2, sort_keys=True, ensure_ascii=False),
-        "explained": entry.kind == Kind.ACCESS and entry.outcome in ("denied", "partial"),
+        "explained": entry.kind == Kind.ACCESS and entry.outcome in ("denied", "partial", "probe"),
         "explain_note": note,
         "scopes": scopes,
         "now": now,
@@ -232,7 +232,7 @@ def _invalid_filter(request: HttpRequest, error: FilterError) -> HttpResponse:
 
 def explain_refusal(entry: AuditRecord, now: datetime) -> tuple[str, list[ScopeExplanation]]:
     """A note (e.g. "the user no longer exists") and one explanation per refused repository scope."""
-    if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial"):
+    if entry.kind != Kind.ACCESS or entry.outcome not in ("denied", "partial", "probe"):
         return "", []
     detail = entry.detail if isinstance(entry.detail, dict) else {}
     subject, note = subject_for_actor(

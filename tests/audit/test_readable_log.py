@@ -244,7 +244,8 @@ def test_a_probe_record_says_it_is_a_harmless_mount_check(audrey: User) -> None:
     client = signed_in(audrey)
     page = client.get(reverse("audit:record", args=[probe.pk])).content.decode()
     assert PROBE_NOTE in page
-    assert 'id="why"' not in page  # not a denial: no "why denied"
+    assert "Why denied —" not in page  # not a denial; the refused pull is still explained
+    assert "Why the mount check's pull was refused —" in page and "<code>lib/base</code>" in page
     listing = client.get("/audit/").content.decode()
     assert "mount check, harmless" in listing
     denied = record(Kind.ACCESS, "denied", AuditContext(actor="carol"), repository="web/app", actions=scopes[1:])

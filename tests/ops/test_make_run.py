@@ -65,7 +65,7 @@ def test_bin_serve_runs_app_worker_and_beat_and_stops_them_together(tmp_path: Pa
         deadline = time.monotonic() + 60
         probe = (
             "import django; django.setup(); from audit.models import AuditRecord; "
-            "print(AuditRecord.objects.filter(kind='job').count())"
+            "print(AuditRecord.objects.filter(kind='job', detail__job='purge_expired_grants').count())"
         )
         while time.monotonic() < deadline:
             count = subprocess.run(
