@@ -329,3 +329,11 @@ def test_a_forgotten_repository_comes_back_private_at_its_next_push(world, regis
     services.ensure_repository("web/app", registry, context=SYSTEM)
     again = Repository.objects.get(name="web/app")
     assert again.registry == registry and not again.public
+
+
+def test_before_any_registry_exists_the_commands_hold_a_placeholder(ada: User, audrey: User) -> None:
+    anywhere = services.create_repository("web/app", context=SYSTEM)
+    response = client_for("audrey", {"audrey": audrey}).get(url(anywhere))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "docker pull REGISTRY_HOST/web/app:latest" in body and "No registry is set up yet" in body
