@@ -31,7 +31,16 @@ from accounts.api.serializers.audit import AuditPageSerializer, AuditRecordDetai
 from accounts.constants import ACTIONS
 from audit import exporting
 from audit.context import AuditContext
-from audit.filters import AuditFilter, Cursor, FilterError, keyset_page, parse_cursor, parse_filter
+from audit.filters import (
+    JOBS_VALUES,
+    OUTCOMES,
+    AuditFilter,
+    Cursor,
+    FilterError,
+    keyset_page,
+    parse_cursor,
+    parse_filter,
+)
 from audit.formats import FORMATS
 from audit.models import AuditRecord, AuditSeal, Kind
 
@@ -57,8 +66,11 @@ FILTERS = [
     _text("until", "Before this time (ISO 8601); must be later than since."),
     _text("kind", "The kind of record.", enum=list(Kind.values)),
     _text(
-        "outcome", "Exact outcome: granted, probe, partial, denied, auth_failed, success, failure, error, push, pull..."
+        "outcome",
+        "An outcome records hold, or refused (denied, partial, auth_failed or limited; never probe).",
+        enum=list(OUTCOMES),
     ),
+    _text("jobs", "0: no scheduled-job records unless kind asks for them; 1 or unset: all.", enum=list(JOBS_VALUES)),
     _text("user", "Exact actor (a username, or a robot's login name)."),
     _text("repository", "Exact name; a prefix when it ends with / (web/); a grant pattern with * (web/*, web/**)."),
     _text("robot", "* for every robot, a robot's name (web+ci or robot$web+ci), or a prefix ending in * (web+*)."),
