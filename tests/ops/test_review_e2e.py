@@ -83,7 +83,9 @@ def test_a_lead_answers_a_review_in_the_browser_and_the_revoked_push_is_refused(
     page.locator("tr", has_text="user erin").locator("button:text-is('Certify')").click()
     page.wait_for_load_state("networkidle")
     assert "Certified read on web/docs to user erin" in page.content()
-    page.locator("tr", has_text="user bob").locator("button:text-is('Revoke')").click()
+    row = page.locator("tr", has_text="user bob")
+    row.locator("details.confirm summary").click()  # destructive: red and confirmed
+    row.locator("button:text-is('Yes, revoke')").click()
     page.wait_for_load_state("networkidle")
     assert "Revoked write on web/app to user bob" in page.content()
     page.goto(f"{app.url}/reviews/{campaign.pk}/?state=all")

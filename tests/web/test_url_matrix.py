@@ -112,6 +112,8 @@ TABLE: dict[str, Row] = {
     "robots:rotate": Row(pk("ops_robot"), None, frozenset({"olga", "ada"})),
     "repositories:list": Row(none, OVERSEERS, None),
     "repositories:new": Row(none, ADMINS, ADMINS),
+    "repositories:detail": Row(pk("repository"), OVERSEERS, None),
+    "repositories:access": Row(pk("repository"), OVERSEERS, None),
     "repositories:public": Row(pk("repository"), None, ADMINS),
     "repositories:delete": Row(pk("repository"), None, ADMINS),
     "registries:list": Row(none, OVERSEERS, None),
