@@ -229,7 +229,11 @@ class AuditRollup(models.Model):
     count = models.BigIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["hour", "kind"], name="audit_rollup_hour_kind")]
+        indexes = [
+            models.Index(fields=["hour", "kind"], name="audit_rollup_hour_kind"),
+            # One repository's pulls per day on its page: a few rows per hour instead of every pull record.
+            models.Index(fields=["repository", "kind", "outcome", "hour"], name="audit_rollup_repository"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.kind} {self.outcome}: {self.count}"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDay
 
-from audit.models import AuditRecord, Kind
+from audit.models import AuditRecord, AuditRollup, Kind
 
 RECENT_EVENTS = 30
 PULL_DAYS = 30
@@ -132,19 +132,21 @@ def last_event(repository: str, registry: str | None, action: str) -> AuditRecor
 
 
 def pulls_per_day(repository: str, registry: str | None, now: datetime, days: int = PULL_DAYS) -> PullChart:
-    """Pull events per UTC day over the last ``days`` days, today included (one GROUP BY over the index)."""
+    """Pull events per UTC day over the last ``days`` days, today included, from the sealer's hourly
+    rollups (index ``audit_rollup_repository``): a few rows per hour, however busy the repository.
+
+    Records not sealed yet (the last minute or so) are not counted until the sealer has run.
+    """
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    counted = (
-        events(repository, registry)
-        .filter(outcome="pull", time__gte=since)
-        .annotate(day=TruncDay("time", tzinfo=UTC))
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by()
+    rollups = AuditRollup.objects.filter(
+        repository=repository, kind=Kind.REGISTRY_EVENT, outcome="pull", hour__gte=since
     )
-    counts = {row["day"].astimezone(UTC).date(): row["n"] for row in counted}
+    if registry is not None:
+        rollups = rollups.filter(registry=registry)
+    counted = rollups.annotate(day=TruncDay("hour", tzinfo=UTC)).values("day").annotate(n=Sum("count")).order_by()
+    counts = {row["day"].astimezone(UTC).date(): int(row["n"] or 0) for row in counted}
     return _chart([(first + timedelta(days=n), counts.get(first + timedelta(days=n), 0)) for n in range(days)])
 
 

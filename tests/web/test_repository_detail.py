@@ -21,7 +21,7 @@ from accounts import services
 from accounts.models import Registry, Repository, Team, User
 from accounts.web.repository_page import GRANT_LIMIT, matching_grants
 from audit import repository_activity
-from audit.chain import current_key, record_mac, segment_name
+from audit.chain import current_key, record_mac, seal, segment_name
 from audit.context import AuditContext
 from audit.models import AuditRecord, Kind
 from audit.services import record_values
@@ -159,6 +159,8 @@ def test_pulls_are_counted_per_day_over_thirty_days(world) -> None:
     event("pull", "web/app", today - timedelta(days=45))  # outside the window
     event("pull", "web/app", today, registry="mirror")  # another registry
     event("push", "web/app", today, tag="x", digest="sha256:x")  # not a pull
+    assert repository_activity.pulls_per_day("web/app", "registry", NOW).total == 0  # counted once sealed
+    seal(now=NOW + timedelta(minutes=5))  # the sealer keeps the hourly rollups the page counts from
     chart = repository_activity.pulls_per_day("web/app", "registry", NOW)
     counts = {day.day: day.count for day in chart.days}
     assert len(chart.days) == 30 and chart.days[-1].day == NOW.astimezone(UTC).date()
