@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
@@ -80,24 +81,31 @@ def counts() -> list[Headline]:
     ]
 
 
-def _within(queryset: QuerySet, now: datetime) -> QuerySet:
-    return queryset.filter(expires_at__gt=now, expires_at__lte=now + SOON).order_by("expires_at")
+def _within(queryset: QuerySet, now: datetime, related: tuple[str, ...]) -> list[Any]:
+    """The first ``LIMIT`` rows expiring within ``SOON``, soonest first, with ``related`` joined.
+
+    Two steps: the ids on the expiry index, then those rows with their joins. In one query PostgreSQL
+    spent 10-15 ms planning the six joins of a grant for ten rows (measured at 50k grants).
+    """
+    soon = queryset.filter(expires_at__gt=now, expires_at__lte=now + SOON).order_by("expires_at", "pk")
+    ids = list(soon.values_list("pk", flat=True)[:LIMIT])
+    return list(queryset.model.objects.filter(pk__in=ids).select_related(*related).order_by("expires_at", "pk"))
 
 
 def expiring(now: datetime, team_ids: Iterable[int] | None = None) -> Expiring:
     """Everything expiring soon, or (``team_ids``) what those teams hold, manage or own."""
-    grants = Grant.objects.select_related("user", "team", "robot__team", "registry", "managed_by")
-    robots = Robot.objects.select_related("team").filter(revoked_at__isnull=True)
-    tokens = PersonalAccessToken.objects.select_related("user").filter(revoked_at__isnull=True)
+    grants = Grant.objects.all()
+    robots = Robot.objects.filter(revoked_at__isnull=True)
+    tokens = PersonalAccessToken.objects.filter(revoked_at__isnull=True)
     if team_ids is not None:
         ids = list(team_ids)
         grants = grants.filter(Q(team_id__in=ids) | Q(managed_by_id__in=ids))
         robots = robots.filter(team_id__in=ids)
         tokens = tokens.none()
     return Expiring(
-        grants=list(_within(grants, now)[:LIMIT]),
-        robots=list(_within(robots, now)[:LIMIT]),
-        tokens=list(_within(tokens, now)[:LIMIT]),
+        grants=_within(grants, now, ("user", "team", "robot__team", "registry", "managed_by")),
+        robots=_within(robots, now, ("team",)),
+        tokens=_within(tokens, now, ("user",)),
     )
 
 
