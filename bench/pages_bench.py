@@ -127,6 +127,7 @@ PAGES: list[tuple[str, str, str, dict[str, str], dict[str, str]]] = [
     ("grants filtered", "admin", "grants:list", {}, {"pattern": "web/", "role": "write"}),
     ("robots list", "admin", "robots:list", {}, {}),
     ("repositories list", "admin", "repositories:list", {}, {}),
+    ("repository page (web/app)", "admin", "repositories:detail", {"pk": "{repository}"}, {"registry": "registry"}),
     ("registries list", "admin", "registries:list", {}, {}),
     ("registry detail", "admin", "registries:detail", {"service": "registry"}, {}),
     ("keys list", "admin", "keys:list", {}, {}),
@@ -472,7 +473,7 @@ def facts() -> dict[str, str]:
 
     A user who exists in both seeds, so the record page does the same work (explaining the denial) in each.
     """
-    from accounts.models import ReviewCampaign, Robot, User
+    from accounts.models import Repository, ReviewCampaign, Robot, User
     from audit.models import AuditRecord
 
     records = AuditRecord.objects.order_by("-time", "-id").values_list("id", flat=True)
@@ -482,7 +483,9 @@ def facts() -> dict[str, str]:
     robot = robot or Robot.objects.select_related("team").first()
     campaign = ReviewCampaign.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     robot_login = robot.login_name if robot else "robot$none"
-    return {**PERSONAS, "denied_record": str(record_id), "robot": robot_login, "campaign": str(campaign)}
+    repository = Repository.objects.filter(name=REPOSITORY).order_by("pk").values_list("pk", flat=True).first() or 0
+    known = {"denied_record": str(record_id), "robot": robot_login, "campaign": str(campaign)}
+    return {**PERSONAS, **known, "repository": str(repository)}
 
 
 def page_url(url_name: str, kwargs: dict[str, str], query: dict[str, str], known: dict[str, str]) -> str | None:
