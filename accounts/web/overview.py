@@ -84,12 +84,13 @@ def counts() -> list[Headline]:
 def _within(queryset: QuerySet, now: datetime, related: tuple[str, ...]) -> list[Any]:
     """The first ``LIMIT`` rows expiring within ``SOON``, soonest first, with ``related`` joined.
 
-    Two steps: the ids on the expiry index, then those rows with their joins. In one query PostgreSQL
-    spent 10-15 ms planning the six joins of a grant for ten rows (measured at 50k grants).
+    The ten ids are chosen in a subquery on the expiry index and the joins made only for them: as one
+    ordered, limited query over the joins, PostgreSQL spent 10-15 ms planning the six joins of a grant
+    for ten rows (measured at 50k grants). Always one query, whatever expires.
     """
     soon = queryset.filter(expires_at__gt=now, expires_at__lte=now + SOON).order_by("expires_at", "pk")
-    ids = list(soon.values_list("pk", flat=True)[:LIMIT])
-    return list(queryset.model.objects.filter(pk__in=ids).select_related(*related).order_by("expires_at", "pk"))
+    chosen = queryset.model.objects.filter(pk__in=soon.values("pk")[:LIMIT])
+    return list(chosen.select_related(*related).order_by("expires_at", "pk"))
 
 
 def expiring(now: datetime, team_ids: Iterable[int] | None = None) -> Expiring:
