@@ -24,6 +24,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.migrations.loader import MigrationLoader
 from django.test import Client
 
 from accounts import services, tasks
@@ -112,7 +113,8 @@ def test_a_backup_holds_the_configuration_with_private_keys_peppers_and_files_bu
     assert backup.files["fragments/registry.yml"] == b"auth: {}\n"
     assert "audit" not in json.dumps(list(backup.rows))
     assert backup.manifest["audit_log"].startswith("not included")
-    assert backup.manifest["migrations"]["accounts"][-1].startswith("0012")
+    leaves = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes()
+    assert backup.manifest["migrations"]["accounts"][-1] == dict(leaves)["accounts"]  # the newest, whatever it is
 
 
 def test_the_file_is_age_encrypted_private_to_its_owner_and_carries_checksums(world: dict) -> None:
