@@ -27,18 +27,27 @@ lint: install
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-# With TEST_DATABASE_URL (PostgreSQL) the whole suite runs there, then the
-# end-to-end tests run again on the embedded SQLite default, but those that make their own
-# PostgreSQL databases (the benchmarks' tiny runs: the test database does not change them) and
-# the browser tests (their subject is the pages, the same on either database; CI time).
+# The suite runs in two parts: every test that starts no process of its own on two xdist workers (a
+# file stays on one worker: the Redis databases a file uses are its own), then the end-to-end tests
+# and those that make their own PostgreSQL databases one at a time (they start registries, gunicorn,
+# celery, slapd and Chromium on the same loopback and Redis). With TEST_DATABASE_URL (PostgreSQL) both
+# parts run there, then the end-to-end tests of the embedded SQLite default's own paths run again on
+# SQLite: `make run` and its first verify, the registry's token and notification round trip, htpasswd
+# files, backups and restores, the token cache (SQLITE_E2E; the others' subject does not change with
+# the database, and CI time is bounded).
+PARALLEL = -m "not e2e and not own_databases" -n 2 --dist loadfile
+SERIAL = -m "e2e or own_databases"
+SQLITE_E2E = tests/ops/test_make_run.py tests/ops/test_serve_first_verify.py tests/ops/test_registry_e2e.py \
+	tests/ops/test_htpasswd_e2e.py tests/ops/test_backup_e2e.py tests/ops/test_token_cache_e2e.py
+
 test: lint
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 	  echo "== whole suite on PostgreSQL ($$TEST_DATABASE_URL)" && \
-	  $(PY) -m pytest && \
-	  echo "== end-to-end tests on SQLite" && \
-	  env -u TEST_DATABASE_URL $(PY) -m pytest -m "e2e and not own_databases and not browser"; \
+	  $(PY) -m pytest $(PARALLEL) && $(PY) -m pytest $(SERIAL) && \
+	  echo "== the embedded default's end-to-end paths on SQLite" && \
+	  env -u TEST_DATABASE_URL $(PY) -m pytest -m "e2e and not own_databases and not browser" $(SQLITE_E2E); \
 	else \
-	  $(PY) -m pytest; \
+	  $(PY) -m pytest $(PARALLEL) && $(PY) -m pytest $(SERIAL); \
 	fi
 
 bench: install

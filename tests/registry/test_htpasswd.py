@@ -91,6 +91,8 @@ def test_render_refuses_names_the_registry_would_misread(name: str) -> None:
         HASH + "\nmallory:" + HASH,
         HASH[:-1],
     ],
+    # Fixed ids: HASH is made at import, and test ids must be the same in every xdist worker.
+    ids=["empty", "plaintext", "apr1", "sha", "two-lines", "truncated-bcrypt"],
 )
 def test_render_refuses_anything_but_a_bcrypt_hash(hashed: str) -> None:
     with pytest.raises(htpasswd.HtpasswdError):
